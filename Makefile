@@ -1,0 +1,49 @@
+# ebpf-kafka-producer: two commands for a fresh Debian 12 machine, as root.
+#   make demo   start a local Kafka broker, run the collector ~20 s while running commands, print the events
+#   make test   the whole test suite (lint, types, unit, and real-kernel + real-broker tests)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: setup demo test test-unit lint typecheck kafka-up kafka-down bench clean
+
+# Host packages, kernel headers link and tracefs every time (idempotent, and a
+# reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
+setup: $(STAMP)
+	@bash scripts/host-setup.sh
+
+$(STAMP): pyproject.toml
+	@bash scripts/host-setup.sh
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+kafka-up: setup
+	@bash scripts/kafka.sh up
+
+kafka-down:
+	@bash scripts/kafka.sh down
+
+demo: kafka-up
+	@bash scripts/demo.sh
+
+lint: setup
+	$(PY) -m ruff check producer tests
+	$(PY) -m ruff format --check producer tests
+
+typecheck: setup
+	$(PY) -m mypy
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+test: kafka-up lint typecheck
+	$(PY) -m pytest
+
+bench: kafka-up
+	$(PY) -m tests.bench.throughput
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

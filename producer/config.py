@@ -1,0 +1,323 @@
+"""Configuration: YAML in, frozen dataclasses out, every key and value checked.
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+Every error is one line naming the dotted key, e.g.
+``config: readers.perf_pages: must be a power of two, got 3``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+# librdkafka settings the collector owns: overriding them would break the
+# ledger (delivery reports, idempotence) rather than tune it.
+_RESERVED_CLIENT_KEYS = frozenset(
+    {
+        "enable.idempotence",
+        "acks",
+        "request.required.acks",
+        "bootstrap.servers",
+        "on_delivery",
+        "error_cb",
+        "dr_cb",
+        "dr_msg_cb",
+        "delivery.report.only.error",
+    }
+)
+
+EVENT_TYPES = ("process_exec",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "ebpf"
+    # How long produce() may wait for room in a full queue before the event is
+    # counted as queue_full. Bounded so a broker outage cannot stall a reader.
+    max_block_ms: int = 1000
+    create_topics: bool = True
+    topic_partitions: int = -1  # -1: the broker's default
+    topic_replication_factor: int = -1
+    client: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+    def topic(self, event_type: str) -> str:
+        return f"{self.topic_prefix}.{event_type}"
+
+    @property
+    def drops_topic(self) -> str:
+        return f"{self.topic_prefix}.drops"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessExecConfig:
+    enabled: bool = True
+    max_args: int = 32
+    max_arg_len: int = 128
+    include_failed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsConfig:
+    process_exec: ProcessExecConfig = field(default_factory=ProcessExecConfig)
+
+    def enabled(self) -> tuple[str, ...]:
+        return tuple(name for name in EVENT_TYPES if getattr(self, name).enabled)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadersConfig:
+    count: int | str = "auto"
+    max_auto: int = 8
+    cpu_groups: tuple[tuple[int, ...], ...] | None = None
+    perf_pages: int = 64
+    wakeup_events: int = 32
+    max_latency_ms: int = 100
+    pin: bool = True
+    restart_backoff_initial_s: float = 0.5
+    restart_backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShutdownConfig:
+    timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountingConfig:
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    # "" disables the endpoint; port 0 picks a free port (logged at start).
+    listen: str = "0.0.0.0:9464"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "console"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    host: str = ""
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    readers: ReadersConfig = field(default_factory=ReadersConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def hostname(self) -> str:
+        """The node name stamped on every event: config, then $NODE_NAME (set by the chart), then uname."""
+        return self.host or os.environ.get("NODE_NAME", "") or socket.gethostname()
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate a YAML config file; None gives the embedded defaults.
+
+    Raises ConfigError with one line naming the key on any problem.
+    """
+    if path is None:
+        return validate({})
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config: cannot read {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config: {p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        data = {}
+    return validate(data)
+
+
+def validate(data: Any) -> Config:
+    """Build a Config from plain data (as parsed from YAML)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config: the top level must be a mapping of sections")
+    cfg: Config = _build(Config, data, "")
+    _check(cfg)
+    return cfg
+
+
+def _fail(key: str, msg: str) -> ConfigError:
+    return ConfigError(f"config: {key}: {msg}")
+
+
+def _build(cls: Any, data: Mapping[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            known = ", ".join(sorted(fields))
+            raise _fail(dotted, f"unknown key{hint}; known keys here: {known}")
+        kwargs[key] = _convert(cls, fields[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _convert(cls: Any, f: dataclasses.Field[Any], value: Any, dotted: str) -> Any:
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if dataclasses.is_dataclass(default):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise _fail(dotted, f"must be a mapping, got {type(value).__name__}")
+        return _build(type(default), value, dotted + ".")
+    if f.name == "client":
+        return _client(value, dotted)
+    if f.name == "cpu_groups":
+        return _cpu_groups(value, dotted)
+    if f.name == "count":
+        if value == "auto":
+            return value
+        return _int(value, dotted, "an integer >= 1 or 'auto'")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise _fail(dotted, f"must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        return _int(value, dotted, "an integer")
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(dotted, f"must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise _fail(dotted, f"must be a string, got {value!r}")
+        return value
+    raise _fail(dotted, "unsupported setting")  # pragma: no cover - every field is covered above
+
+
+def _int(value: Any, dotted: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(dotted, f"must be {what}, got {value!r}")
+    return value
+
+
+def _client(value: Any, dotted: str) -> dict[str, str | int | float | bool]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(dotted, "must be a mapping of librdkafka properties")
+    out: dict[str, str | int | float | bool] = {}
+    for k, v in value.items():
+        key = f"{dotted}.{k}"
+        if not isinstance(k, str):
+            raise _fail(key, "property names must be strings")
+        if k in _RESERVED_CLIENT_KEYS:
+            raise _fail(
+                key,
+                "is set by the collector (idempotence, acks=all and delivery reports "
+                "keep the drop ledger exact); remove it",
+            )
+        if not isinstance(v, str | int | float | bool):
+            raise _fail(key, f"must be a scalar, got {type(v).__name__}")
+        out[k] = v
+    return out
+
+
+def _cpu_groups(value: Any, dotted: str) -> tuple[tuple[int, ...], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise _fail(dotted, "must be a non-empty list of CPU lists, e.g. [[0, 1], [2, 3]]")
+    groups = []
+    for i, g in enumerate(value):
+        if (
+            not isinstance(g, list)
+            or not g
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in g)
+        ):
+            raise _fail(f"{dotted}[{i}]", f"must be a non-empty list of CPU numbers, got {g!r}")
+        groups.append(tuple(g))
+    return tuple(groups)
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _check(cfg: Config) -> None:
+    k, r, pe = cfg.kafka, cfg.readers, cfg.events.process_exec
+    if not k.bootstrap_servers.strip():
+        raise _fail("kafka.bootstrap_servers", "must name at least one host:port")
+    if not k.topic_prefix or any(c not in _TOPIC_CHARS for c in k.topic_prefix):
+        raise _fail("kafka.topic_prefix", f"must be letters, digits, '.', '_' or '-', got {k.topic_prefix!r}")
+    if not 0 <= k.max_block_ms <= 600_000:
+        raise _fail("kafka.max_block_ms", f"must be between 0 and 600000, got {k.max_block_ms}")
+    if k.topic_partitions == 0 or k.topic_partitions < -1:
+        raise _fail("kafka.topic_partitions", "must be -1 (broker default) or >= 1")
+    if k.topic_replication_factor == 0 or k.topic_replication_factor < -1:
+        raise _fail("kafka.topic_replication_factor", "must be -1 (broker default) or >= 1")
+    if not cfg.events.enabled():
+        raise _fail("events", "no event type is enabled; enable at least one (events.process_exec.enabled)")
+    if not _power_of_two(pe.max_args) or not 1 <= pe.max_args <= 128:
+        raise _fail(
+            "events.process_exec.max_args", f"must be a power of two from 1 to 128, got {pe.max_args}"
+        )
+    if not _power_of_two(pe.max_arg_len) or not 16 <= pe.max_arg_len <= 4096:
+        raise _fail(
+            "events.process_exec.max_arg_len", f"must be a power of two from 16 to 4096, got {pe.max_arg_len}"
+        )
+    if pe.max_args * pe.max_arg_len > 32768:
+        raise _fail("events.process_exec", "max_args * max_arg_len must be <= 32768 (one perf record)")
+    if r.count != "auto" and (not isinstance(r.count, int) or r.count < 1):
+        raise _fail("readers.count", f"must be an integer >= 1 or 'auto', got {r.count!r}")
+    if r.cpu_groups is not None and r.count not in ("auto", len(r.cpu_groups)):
+        raise _fail("readers.count", "conflicts with readers.cpu_groups; set one of them")
+    if r.cpu_groups is not None:
+        flat = [c for g in r.cpu_groups for c in g]
+        if len(flat) != len(set(flat)):
+            raise _fail("readers.cpu_groups", "a CPU appears in more than one group")
+    if r.max_auto < 1:
+        raise _fail("readers.max_auto", "must be >= 1")
+    if not _power_of_two(r.perf_pages):
+        raise _fail("readers.perf_pages", f"must be a power of two, got {r.perf_pages}")
+    if not 1 <= r.wakeup_events <= 4096:
+        raise _fail("readers.wakeup_events", f"must be between 1 and 4096, got {r.wakeup_events}")
+    if not 1 <= r.max_latency_ms <= 60_000:
+        raise _fail("readers.max_latency_ms", f"must be between 1 and 60000, got {r.max_latency_ms}")
+    if not 0 < r.restart_backoff_initial_s <= r.restart_backoff_max_s:
+        raise _fail("readers.restart_backoff_initial_s", "must be > 0 and <= restart_backoff_max_s")
+    if not 1 <= cfg.shutdown.timeout_s <= 600:
+        raise _fail("shutdown.timeout_s", f"must be between 1 and 600, got {cfg.shutdown.timeout_s}")
+    if not 0.1 <= cfg.accounting.interval_s <= 3600:
+        raise _fail("accounting.interval_s", f"must be between 0.1 and 3600, got {cfg.accounting.interval_s}")
+    if cfg.metrics.listen:
+        parse_listen(cfg.metrics.listen)
+    if cfg.log.level not in ("debug", "info", "warning", "error"):
+        raise _fail("log.level", f"must be debug, info, warning or error, got {cfg.log.level!r}")
+    if cfg.log.format not in ("console", "json"):
+        raise _fail("log.format", f"must be console or json, got {cfg.log.format!r}")
+
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise _fail("metrics.listen", f"must be HOST:PORT (port 0 = any free port), got {listen!r}")
+    return host or "0.0.0.0", int(port)

@@ -1,0 +1,84 @@
+"""The one exception tree of the package.
+
+Every error that reaches the command line is one of these, with a message of
+one line that names the fix. Third-party errors (librdkafka, BCC, YAML, the
+kernel) are translated where they are raised into ours, at the boundary of
+the module that calls the library::
+
+    ProducerError
+    ├── ConfigError            bad key or value in the config file
+    ├── PreflightError         the host is not ready (before any BPF is loaded)
+    │   ├── PrivilegeError     missing root / CAP_BPF+CAP_PERFMON
+    │   ├── TracefsError       tracefs not mounted
+    │   ├── HeadersError       no kernel headers for BCC
+    │   └── BccMissingError    python3-bpfcc not importable
+    ├── KafkaError             the broker or the client refused
+    │   ├── BrokerUnreachableError  no broker answered within the timeout
+    │   └── KafkaConfigError   librdkafka rejected a kafka.client setting
+    ├── BpfError               compiling, verifying or attaching failed
+    │   └── LayoutDriftError   bpf/events.h and producer/events.py disagree
+    └── SchemaError            a schemas/*.avsc file is missing or invalid
+
+DecodeError is deliberately outside the tree: it never escapes a reader, it is
+counted (decode_error) and the record is skipped.
+"""
+
+from __future__ import annotations
+
+
+class ProducerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ProducerError):
+    exit_code = 2
+
+
+class PreflightError(ProducerError):
+    exit_code = 3
+
+
+class PrivilegeError(PreflightError):
+    pass
+
+
+class TracefsError(PreflightError):
+    pass
+
+
+class HeadersError(PreflightError):
+    pass
+
+
+class BccMissingError(PreflightError):
+    pass
+
+
+class KafkaError(ProducerError):
+    exit_code = 4
+
+
+class BrokerUnreachableError(KafkaError):
+    pass
+
+
+class KafkaConfigError(KafkaError):
+    pass
+
+
+class BpfError(ProducerError):
+    exit_code = 5
+
+
+class LayoutDriftError(BpfError):
+    pass
+
+
+class SchemaError(ProducerError):
+    exit_code = 6
+
+
+class DecodeError(ValueError):
+    """A raw record from a perf buffer is malformed. Counted, never raised out of a reader."""

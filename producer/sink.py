@@ -1,0 +1,246 @@
+"""Kafka: one confluent-kafka Producer per process, and the translation of its errors.
+
+Every call into confluent-kafka that can raise sits in this module, and what
+it raises leaves as our own error (errors.py) or as a counted outcome:
+produce() never raises into a reader; it answers with a ledger reason.
+
+A Producer must be created after fork(): librdkafka's threads do not survive
+it. Readers build theirs in the child; the supervisor builds its own after
+forking the first readers and never lets a child touch it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError as _KErr
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from . import ledger
+from .config import KafkaConfig
+from .errors import BrokerUnreachableError, KafkaConfigError, KafkaError
+
+log = structlog.get_logger("sink")
+
+DeliveryCallback = Callable[[Any, Any], None]
+Headers = list[tuple[str, str | bytes | None]]
+
+# Throughput-minded defaults; kafka.client may override any of them. The
+# queue bound keeps memory flat through a broker outage: what does not fit is
+# counted as queue_full instead of growing the heap.
+DEFAULTS: dict[str, str | int | float | bool] = {
+    "compression.type": "lz4",
+    "linger.ms": 20,
+    "batch.num.messages": 10000,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 100_000,
+    "queue.buffering.max.kbytes": 65_536,
+    "message.timeout.ms": 300_000,
+    "socket.keepalive.enable": True,
+}
+# Not overridable (config.py rejects them): the ledger depends on them.
+ENFORCED: dict[str, str | int | float | bool] = {"enable.idempotence": True, "acks": "all"}
+
+PURGED = frozenset({_KErr._PURGE_QUEUE, _KErr._PURGE_INFLIGHT})
+
+
+def client_config(kcfg: KafkaConfig, client_id: str, **extra: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {**DEFAULTS, **kcfg.client, **ENFORCED, **extra}
+    conf["bootstrap.servers"] = kcfg.bootstrap_servers
+    conf["client.id"] = client_id
+    return conf
+
+
+class LibrdkafkaLog:
+    """librdkafka's log lines as structlog events, at most one per facility per `every_s`.
+
+    Without it librdkafka writes its own format straight to stderr, once per
+    reconnect attempt, which buries everything else during an outage.
+    """
+
+    def __init__(self, client_id: str, every_s: float = 10.0, quiet: bool = False) -> None:
+        self.client_id = client_id
+        self.every_s = every_s
+        self.quiet = quiet
+        self.suppressed = 0
+        self._last: dict[str, float] = {}
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        facility = str(args[0]) if args else ""
+        now = time.monotonic()
+        if self.quiet or now - self._last.get(facility, -1e9) < self.every_s:
+            self.suppressed += 1
+            return
+        self._last[facility] = now
+        log.warning(
+            "librdkafka",
+            client=self.client_id,
+            facility=facility,
+            message=str(args[-1]) if args else fmt,
+            suppressed=self.suppressed,
+        )
+        self.suppressed = 0
+
+
+def new_producer(kcfg: KafkaConfig, client_id: str, *, quiet: bool = False, **extra: Any) -> Producer:
+    """Raises KafkaConfigError with librdkafka's own words when it rejects a setting."""
+    try:
+        return Producer(client_config(kcfg, client_id, **extra), logger=LibrdkafkaLog(client_id, quiet=quiet))
+    except (KafkaException, ValueError, TypeError) as e:
+        raise KafkaConfigError(f"kafka.client: librdkafka rejected the configuration: {_reason(e)}") from None
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], _KErr):
+        return str(e.args[0].str())
+    return str(e)
+
+
+def check_broker(kcfg: KafkaConfig, timeout_s: float = 10.0) -> int:
+    """Ask the cluster for metadata; returns the number of brokers. Raises BrokerUnreachableError."""
+    p = new_producer(kcfg, "ebpf-producer-preflight", quiet=True)  # the error below says it all
+    try:
+        md = p.list_topics(timeout=timeout_s)
+    except KafkaException as e:
+        raise BrokerUnreachableError(
+            f"kafka: no broker answered at {kcfg.bootstrap_servers} within {timeout_s:g} s ({_reason(e)}); "
+            "start one (make kafka-up) or fix kafka.bootstrap_servers"
+        ) from None
+    return len(md.brokers)
+
+
+def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0) -> list[str]:
+    """Create missing topics (broker defaults unless configured). Returns those created."""
+    admin = AdminClient(
+        {
+            **{k: v for k, v in kcfg.client.items() if k.startswith(("security.", "sasl.", "ssl."))},
+            "bootstrap.servers": kcfg.bootstrap_servers,
+        }
+    )
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as e:
+        raise BrokerUnreachableError(
+            f"kafka: cannot list topics at {kcfg.bootstrap_servers}: {_reason(e)}"
+        ) from None
+    wanted = [t for t in topics if t not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                t, num_partitions=kcfg.topic_partitions, replication_factor=kcfg.topic_replication_factor
+            )
+            for t in wanted
+        ],
+        request_timeout=timeout_s,
+    )
+    created = []
+    for topic, fut in futures.items():
+        try:
+            fut.result(timeout=timeout_s)
+            created.append(topic)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if isinstance(err, _KErr) and err.code() == _KErr.TOPIC_ALREADY_EXISTS:
+                continue
+            raise KafkaError(
+                f"kafka: cannot create topic {topic}: {_reason(e)}; create it or set "
+                "kafka.create_topics: false"
+            ) from None
+    return created
+
+
+class Sink:
+    """A reader's producer: produce() answers None (accepted) or the ledger reason it was dropped for."""
+
+    def __init__(self, kcfg: KafkaConfig, client_id: str, should_stop: Callable[[], bool]) -> None:
+        self._p = new_producer(kcfg, client_id)
+        self._max_block_s = kcfg.max_block_ms / 1000.0
+        self._should_stop = should_stop
+        # Set once the queue stayed full for max_block_ms: later records are
+        # counted at once instead of each waiting the full budget again, so a
+        # long outage cannot slow the reader to one record per max_block_ms.
+        self._saturated = False
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        headers: Headers,
+        on_delivery: DeliveryCallback,
+    ) -> int | None:
+        p = self._p
+        try:
+            p.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            self._saturated = False
+            return None
+        except BufferError:
+            pass
+        except KafkaException as e:
+            return self._immediate_failure(e)
+        deadline = time.monotonic() + (0.0 if self._saturated else self._max_block_s)
+        while True:
+            p.poll(0.005)
+            try:
+                p.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                self._saturated = False
+                return None
+            except BufferError:
+                if time.monotonic() >= deadline or self._should_stop():
+                    self._saturated = True
+                    return ledger.QUEUE_FULL
+            except KafkaException as e:
+                return self._immediate_failure(e)
+
+    @staticmethod
+    def _immediate_failure(e: KafkaException) -> int:
+        err = e.args[0] if e.args else None
+        name = err.name() if isinstance(err, _KErr) else "other"
+        return ledger.delivery_slot(name)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return int(self._p.poll(timeout))
+
+    def __len__(self) -> int:
+        return len(self._p)
+
+    def close(self, deadline: float) -> int:
+        """Flush until `deadline` (monotonic), then purge the rest and serve its callbacks.
+
+        Returns how many messages were still unresolved afterwards (their
+        delivery callbacks never ran); the caller counts those as shutdown.
+        Never calls Producer.close(): that flushes without a time limit.
+        """
+        p = self._p
+        p.flush(max(0.0, deadline - time.monotonic()))
+        if len(p):
+            p.purge(in_queue=True, in_flight=True, blocking=False)
+            end = time.monotonic() + 1.0
+            while len(p) and time.monotonic() < end:
+                p.poll(0.05)
+        return len(p)
+
+
+def classify(err: Any) -> int:
+    """A delivery report's error -> ledger reason index."""
+    if err is None:
+        return ledger.DELIVERED
+    code = err.code()
+    if code in PURGED:
+        return ledger.SHUTDOWN
+    return ledger.delivery_slot(err.name())
+
+
+def headers_for(event_type: str, content_type: bytes, **extra: str) -> Headers:
+    return [
+        ("event_type", event_type.encode()),
+        ("content-type", content_type),
+        *((k, v.encode()) for k, v in extra.items()),
+    ]

@@ -1,0 +1,341 @@
+"""The supervisor: load BPF once, fork a reader per CPU group, keep them alive, publish the ledger.
+
+Lifecycle::
+
+    compile + layout check + seed parents -> open every perf buffer -> attach
+    -> fork readers -> loop { reap/restart readers, drop report every interval, metrics }
+    -> on SIGTERM/SIGINT/--duration: detach -> SIGUSR1 readers (drain, flush, purge)
+       -> wait, SIGKILL stragglers -> final drop report -> exit 0
+
+Signal handlers only set a flag and poke a pipe; everything else happens in
+the loop. A reader that dies is retired in the ledger (its unresolved
+messages become reader_crash) and restarted with exponential backoff; the
+others never notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from . import loader as loader_mod
+from .config import Config, parse_listen
+from .ledger import Arena, Ledger, Snapshot
+from .metrics import Health, MetricsServer, render
+from .perfbuf import PerfBuffers
+from .reader import STOP_SIGNAL, Reader
+from .report import Reporter
+
+log = structlog.get_logger("supervisor")
+
+# A reader that stayed up this long is healthy again: its backoff resets.
+_STABLE_S = 60.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ReaderSlot:
+    index: int
+    cpus: tuple[int, ...]
+    pid: int = 0
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float = 0.0
+    restarts: int = 0
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, duration_s: float | None = None) -> None:
+        self.cfg = cfg
+        self.duration_s = duration_s
+        self.host = cfg.hostname
+        self.boot_id = loader_mod.boot_id()
+        self._stop = False
+        self._stop_reason = ""
+        self._wake_r, self._wake_w = os.pipe()
+        self.health = Health()
+        self._page: tuple[str, Health] = ("", self.health)
+        self.metrics: MetricsServer | None = None
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # just wakes the loop via the wakeup fd
+
+    def _on_stop_signal(self, signum: int, _frame: Any) -> None:
+        self._stop = True
+        self._stop_reason = signal.Signals(signum).name
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        self._install_signals()
+        self.loader = loader_mod.Loader(cfg)
+        self.loader.compile()
+        self.loader.check_layouts()
+        seeded = self.loader.seed_parents()
+        cpus = loader_mod.online_cpus()
+        groups = loader_mod.cpu_groups(cfg, cpus)
+        types = list(cfg.events.enabled())
+        tables = self.loader.perf_tables()
+        self.perf = PerfBuffers(tables, cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events)
+        self.arena = Arena(len(groups), len(types), max(cpus) + 1)
+        self.ledger = Ledger(self.arena, types, groups)
+        self.loader.attach()
+        self.health.bpf_attached = True
+        log.info(
+            "collector_started",
+            host=self.host,
+            event_types=types,
+            readers=len(groups),
+            cpu_groups=[list(g) for g in groups],
+            parents_seeded=seeded,
+            perf_pages=cfg.readers.perf_pages,
+            wakeup_events=cfg.readers.wakeup_events,
+        )
+
+        self.slots = [ReaderSlot(i, g) for i, g in enumerate(groups)]
+        for slot in self.slots:
+            self._spawn(slot)
+        # After the first fork on purpose: librdkafka must not be forked
+        # (later forks of replacement readers never touch this producer).
+        self.reporter = Reporter(cfg, self.ledger, self.host, self.boot_id)
+        self._start_health_thread()
+        self._start_metrics()
+
+        deadline = time.monotonic() + self.duration_s if self.duration_s else None
+        interval = cfg.accounting.interval_s
+        next_report = time.monotonic() + interval
+        next_page = 0.0
+        while not self._stop:
+            self._wait(0.2)
+            now = time.monotonic()
+            self._reap(now)
+            self._restart_due(now)
+            if deadline is not None and now >= deadline:
+                self._stop, self._stop_reason = True, "duration"
+            if now >= next_report:
+                self._publish(final=False)
+                next_report = now + interval
+            if now >= next_page:
+                self._render_page()
+                next_page = now + 1.0
+            self.reporter.poll()
+        return self._shutdown()
+
+    def _wait(self, timeout: float) -> None:
+        with contextlib.suppress(InterruptedError):
+            select.select([self._wake_r], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    # -- readers -------------------------------------------------------------------------------
+
+    def _spawn(self, slot: ReaderSlot) -> None:
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                signal.set_wakeup_fd(-1)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self.loader.forget_in_child()
+                if self.metrics is not None:
+                    self.metrics.httpd.socket.close()
+                structlog.contextvars.bind_contextvars(reader=slot.index)
+            except BaseException:
+                os._exit(71)
+            Reader(slot.index, slot.cpus, self.cfg, self.perf, self.arena, self.host, self.boot_id).main()
+            os._exit(72)  # pragma: no cover - main() never returns
+        slot.pid = pid
+        slot.started = time.monotonic()
+        self.health.readers_alive = sum(1 for s in self.slots if s.pid)
+        self.health.readers_total = len(self.slots)
+
+    def _reap(self, now: float) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is None:
+                continue
+            self._reader_died(slot, status, now)
+
+    def _reader_died(self, slot: ReaderSlot, status: int, now: float) -> None:
+        slot.pid = 0
+        crashed = self.ledger.retire(slot.index)
+        if now - slot.started >= _STABLE_S:
+            slot.failures = 0
+        slot.failures += 1
+        backoff = min(
+            self.cfg.readers.restart_backoff_max_s,
+            self.cfg.readers.restart_backoff_initial_s * 2 ** (slot.failures - 1),
+        )
+        slot.restart_at = now + backoff
+        self.health.readers_alive = sum(1 for s in self.slots if s.pid)
+        log.warning(
+            "reader_died",
+            reader=slot.index,
+            cpus=list(slot.cpus),
+            status=_describe(status),
+            reader_crash=crashed,
+            restart_in_s=round(backoff, 2),
+        )
+
+    def _restart_due(self, now: float) -> None:
+        for slot in self.slots:
+            if slot.pid == 0 and now >= slot.restart_at and not self._stop:
+                slot.restarts += 1
+                self.health.reader_restarts += 1
+                self._spawn(slot)
+                log.info("reader_restarted", reader=slot.index, pid=slot.pid, restarts=slot.restarts)
+
+    # -- ledger publishing ---------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        return self.ledger.snapshot(self.loader.read_counters)
+
+    def _publish(self, *, final: bool) -> Snapshot:
+        snap = self._snapshot()
+        rec = self.reporter.record(
+            snap, final=final, cpu_seconds=self._cpu_seconds(), restarts=self.health.reader_restarts
+        )
+        self.reporter.publish(rec)
+        self.health.reports_published = self.reporter.stats.published
+        self.health.reports_failed = self.reporter.stats.failed
+        return snap
+
+    def _render_page(self, snap: Snapshot | None = None) -> None:
+        snap = snap or self._snapshot()
+        self.health.cpu_seconds = self._cpu_seconds()
+        self._page = (render(snap, self.health), self.health)
+
+    def _cpu_seconds(self) -> float:
+        total = 0
+        for pid in [os.getpid(), *(s.pid for s in self.slots if s.pid)]:
+            total += _proc_cpu_ticks(pid)
+        t = os.times()
+        return total / _CLK_TCK + t.children_user + t.children_system
+
+    def _start_metrics(self) -> None:
+        if not self.cfg.metrics.listen:
+            return
+        host, port = parse_listen(self.cfg.metrics.listen)
+        try:
+            self.metrics = MetricsServer(host, port, lambda: self._page)
+        except OSError as e:
+            log.error("metrics_listen_failed", listen=self.cfg.metrics.listen, error=e.strerror)
+            return
+        self._render_page()
+        self.metrics.start()
+        log.info("metrics_listening", address=f"{host}:{self.metrics.port}")
+
+    def _start_health_thread(self) -> None:
+        # Never logs: a lock held by this thread at a fork would be held forever in the child.
+        def probe() -> None:
+            while not self._stop:
+                self.health.kafka_reachable = self.reporter.kafka_reachable()
+                time.sleep(5.0)
+
+        self.health.kafka_reachable = self.reporter.kafka_reachable()
+        threading.Thread(target=probe, name="kafka-health", daemon=True).start()
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def _shutdown(self) -> int:
+        t0 = time.monotonic()
+        timeout = self.cfg.shutdown.timeout_s
+        log.info("collector_stopping", reason=self._stop_reason, timeout_s=timeout)
+        # Detach before telling readers, so that their final drain is final.
+        self.loader.detach()
+        self.health.bpf_attached = False
+        for slot in self.slots:
+            if slot.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, STOP_SIGNAL)
+        wait_until = t0 + max(1.0, timeout - 0.5)
+        while any(s.pid for s in self.slots) and time.monotonic() < wait_until:
+            self._wait(0.1)
+            self._reap_stopping()
+        for slot in self.slots:
+            if slot.pid:
+                log.warning("reader_killed", reader=slot.index, reason="shutdown.timeout_s exceeded")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGKILL)
+                _, status = os.waitpid(slot.pid, 0)
+                self._stopped_reader(slot, status)
+        snap = self._publish(final=True)
+        self._render_page(snap)
+        left = self.reporter.flush(min(4.0, max(1.0, t0 + timeout + 4.0 - time.monotonic())))
+        if self.metrics is not None:
+            self.metrics.stop()
+        for b in snap.balances.values():
+            log.info(
+                "ledger_final",
+                event_type=b.event_type,
+                seen=b.seen,
+                delivered=b.delivered,
+                dropped=b.dropped,
+                in_flight=b.in_flight,
+                filtered=b.filtered,
+                **{
+                    f"drop_{k[2]}" + (f"_{k[3]}" if k[3] else ""): v
+                    for k, v in snap.counts.items()
+                    if k[0] == b.event_type and k[2] not in ("seen", "delivered", "filtered")
+                },
+            )
+        if left:
+            log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")
+        log.info("collector_stopped", seconds=round(time.monotonic() - t0, 2))
+        return 0
+
+    def _reap_stopping(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is not None:
+                self._stopped_reader(slot, status)
+
+    def _stopped_reader(self, slot: ReaderSlot, status: int) -> None:
+        slot.pid = 0
+        if os.waitstatus_to_exitcode(status) != 0:
+            crashed = self.ledger.retire(slot.index)
+            log.warning("reader_died", reader=slot.index, status=_describe(status), reader_crash=crashed)
+
+
+def _describe(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+
+
+def _proc_cpu_ticks(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent host preparation for the collector and its tests (Debian 12, root).
+#   - Debian packages: BCC (python3-bpfcc), kernel headers BCC compiles against, venv, Java for Kafka
+#   - /lib/modules/$(uname -r)/{build,source} -> Debian's linux-headers-amd64 when no exact match exists
+#   - tracefs mounted at /sys/kernel/tracing
+# Each step checks before it acts, so a second run changes nothing.
+set -euo pipefail
+
+log() { printf 'host-setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "must run as root (it installs packages and mounts tracefs)"; exit 1
+fi
+
+pkgs=(python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+kver=$(uname -r)
+moddir=/lib/modules/$kver
+if [ ! -e "$moddir/build/include" ]; then
+  hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1 || true)
+  common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$hdr" ] || [ -z "$common" ]; then
+    log "no /usr/src/linux-headers-*-amd64 found; install linux-headers-amd64"; exit 1
+  fi
+  mkdir -p "$moddir"
+  ln -sfn "$hdr" "$moddir/build"
+  ln -sfn "$common" "$moddir/source"
+  log "linked $moddir/build -> $hdr, source -> $common (BPF code must not dereference kernel structs)"
+fi
+
+if [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing
+  log "mounted tracefs at /sys/kernel/tracing"
+fi

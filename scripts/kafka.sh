@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A real single-node Apache Kafka broker (KRaft) on 127.0.0.1, from the jars on Maven Central.
+#   kafka.sh fetch   resolve the broker's classpath into the cache (once)
+#   kafka.sh up      format the log dir (once) and start the broker; returns when it accepts connections
+#   kafka.sh down    stop it (SIGTERM, then SIGKILL after 30 s)
+#   kafka.sh status  exit 0 when the broker process is alive
+# Jars live in $EKP_CACHE (default ~/.cache/ebpf-kafka-producer), never in git.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${EKP_CACHE:-$HOME/.cache/ebpf-kafka-producer}
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
+# The pom hash names the cache, so editing the pom re-resolves instead of reusing stale jars.
+pomhash=$(sha256sum "$here/kafka/pom.xml" | cut -c1-12)
+libs=$cache/kafka-$version-$pomhash/libs
+run=${EKP_KAFKA_RUN:-$cache/kafka-run}
+port=${EKP_KAFKA_PORT:-9092}
+cport=${EKP_KAFKA_CONTROLLER_PORT:-9093}
+pidfile=$run/broker.pid
+
+log() { printf 'kafka: %s\n' "$*" >&2; }
+
+fetch() {
+  if [ -f "$libs/.complete" ]; then return 0; fi
+  command -v mvn >/dev/null || { log "mvn not found: run scripts/host-setup.sh"; exit 1; }
+  log "resolving Apache Kafka $version from Maven Central into $libs"
+  mkdir -p "$libs"
+  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  touch "$libs/.complete"
+}
+
+alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+java_run() {
+  local main=$1; shift
+  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
+    -cp "$libs/*" "$main" "$@"
+}
+
+up() {
+  fetch
+  if alive && accepts; then log "already up on 127.0.0.1:$port"; return 0; fi
+  mkdir -p "$run/logs"
+  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA@|$run/data|g" \
+    "$here/kafka/server.properties.in" > "$run/server.properties"
+  if [ ! -f "$run/data/meta.properties" ]; then
+    local id; id=$(java_run kafka.tools.StorageTool random-uuid)
+    java_run kafka.tools.StorageTool format --standalone -t "$id" -c "$run/server.properties" >&2
+  fi
+  if ! alive; then
+    nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$run/logs" -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
+      -cp "$libs/*" kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 &
+    echo $! > "$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if accepts; then log "up on 127.0.0.1:$port (pid $(cat "$pidfile"), logs $run/logs)"; return 0; fi
+    alive || { log "broker exited during start; see $run/logs"; tail -n 20 "$run/logs/stdout.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "broker did not accept connections within 60 s; see $run/logs"; exit 1
+}
+
+down() {
+  if ! alive; then rm -f "$pidfile"; log "not running"; return 0; fi
+  local pid; pid=$(cat "$pidfile")
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$pidfile"
+  log "stopped"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  up) up ;;
+  down) down ;;
+  status) alive ;;
+  *) echo "usage: $0 fetch|up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,83 @@
+"""Shared fixtures: a real Kafka broker, compiled load programs, a collector runner.
+
+The broker comes from, in order: $KAFKA_BOOTSTRAP_SERVERS; testcontainers'
+Kafka module when a Docker engine answers; else the project's local broker
+(scripts/kafka.sh, started if needed). Never a mock.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from tests.helpers import Broker, CollectorRunner, LoadPrograms
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return (
+            subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False).returncode == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if env:
+        yield Broker(env, controllable=False)
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.0").with_kraft() as kafka:
+            yield Broker(kafka.get_bootstrap_server(), controllable=False)
+        return
+    subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "up"], check=True)
+    yield Broker("127.0.0.1:9092", controllable=True, script=ROOT / "scripts/kafka.sh")
+
+
+@pytest.fixture(scope="session")
+def load_programs(tmp_path_factory: pytest.TempPathFactory) -> LoadPrograms:
+    return LoadPrograms.build(ROOT / "tests/load", tmp_path_factory.mktemp("load"))
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of this test's own, so tests never read each other's events."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def collector(broker: Broker, prefix: str, tmp_path: Path) -> Iterator[CollectorRunner]:
+    runner = CollectorRunner(broker=broker, prefix=prefix, workdir=tmp_path)
+    yield runner
+    runner.kill()
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root for eBPF")
+    for item in items:
+        if "kernel" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,81 @@
+"""Avro single-object framing, fingerprints, and the schemas as files."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import fastavro
+import pytest
+
+from producer import codec
+from producer.errors import SchemaError
+
+_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc64_avro(data: bytes) -> int:
+    """The Rabin fingerprint of the Avro spec, written out independently of fastavro."""
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_EMPTY & -(fp & 1))
+        table.append(fp & 0xFFFFFFFFFFFFFFFF)
+    fp = _EMPTY
+    for b in data:
+        fp = (fp >> 8) ^ table[(fp ^ b) & 0xFF]
+    return fp
+
+
+def test_independent_crc_matches_the_spec_vector() -> None:
+    # Avro's own test vector for the schema "null"
+    assert struct.unpack("<q", struct.pack("<Q", _crc64_avro(b'"null"')))[0] == 7195948357588979594
+
+
+@pytest.mark.parametrize("name", ["process_exec", "drop_report"])
+def test_frame_fingerprint_matches_the_schema_file(name: str) -> None:
+    s = codec.load_schema(name)
+    raw = json.loads((codec.project_dir("schemas") / f"{name}.avsc").read_text())
+    canonical = fastavro.schema.to_parsing_canonical_form(raw)
+    assert s.canonical == canonical
+    assert s.fingerprint == struct.pack("<Q", _crc64_avro(canonical.encode()))
+    assert s.header == b"\xc3\x01" + s.fingerprint
+
+
+def test_encode_then_decode_round_trip(exec_dict: dict) -> None:
+    schema = codec.load_schema("process_exec")
+    framed = codec.Encoder(schema).encode(exec_dict)
+    assert framed[:2] == b"\xc3\x01"
+    assert framed[2:10] == schema.fingerprint
+    got_schema, record = codec.decode(framed, codec.load_all())
+    assert got_schema.name == "process_exec"
+    assert record["argv"] == exec_dict["argv"]
+    assert record["pid"] == exec_dict["pid"]
+    assert int(record["timestamp"].timestamp() * 1_000_000) == exec_dict["timestamp"]
+
+
+def test_encoder_reuses_its_buffer_without_leaking_bytes(exec_dict: dict) -> None:
+    enc = codec.Encoder(codec.load_schema("process_exec"))
+    long_one = enc.encode({**exec_dict, "argv": ["x" * 500]})
+    short_one = enc.encode(exec_dict)
+    assert len(short_one) < len(long_one)
+    assert codec.decode(short_one, codec.load_all())[1]["argv"] == exec_dict["argv"]
+
+
+@pytest.mark.parametrize("value", [b"", b"\xc3", b"\x00\x01" + bytes(8) + b"x", b"\xc3\x01" + bytes(8)])
+def test_decode_rejects_foreign_messages(value: bytes) -> None:
+    with pytest.raises(ValueError):
+        codec.decode(value, codec.load_all())
+
+
+def test_missing_and_invalid_schema_files(tmp_path) -> None:
+    with pytest.raises(SchemaError, match="cannot read"):
+        codec.load_schema("nope", tmp_path)
+    (tmp_path / "bad.avsc").write_text(
+        '{"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]}'
+    )
+    with pytest.raises(SchemaError, match="invalid"):
+        codec.load_schema("bad", tmp_path)
+    with pytest.raises(SchemaError, match=r"no \.avsc"):
+        codec.load_all(tmp_path / "empty")
