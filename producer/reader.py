@@ -184,7 +184,8 @@ class Reader:
         decode = DECODERS[ring.event_type]
         encoder = codec.Encoder(codec.load_schema(ring.event_type))
         topic = self.cfg.kafka.topic(ring.event_type)
-        headers = sink.headers_for(ring.event_type, codec.CONTENT_TYPE)
+        # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
+        headers = sink.headers_for(ring.event_type, codec.CONTENT_TYPE, reader=str(self.index))
         key = self.key
         on_delivery = self._delivery_handler(base)
         produce = self.sink.produce

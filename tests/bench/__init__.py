@@ -1,0 +1,1 @@
+"""Benchmarks: commands run by hand (python -m tests.bench.<name>), never collected by pytest."""

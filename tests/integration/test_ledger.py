@@ -1,0 +1,235 @@
+"""The drop ledger on the real kernel and the real broker: it adds up under load, overload, outage,
+crash and shutdown, and it equals what a consumer finds in the event topic.
+
+Each test reads the final DropReport back from <prefix>.drops and every event from
+<prefix>.process_exec, and checks seen == delivered + dropped with in_flight == 0,
+per-CPU sequence numbers without duplicates, and the reasons the scenario must produce.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.helpers import (
+    Broker,
+    CollectorRunner,
+    LoadPrograms,
+    Message,
+    assert_identity,
+    balance,
+    consume,
+    counter,
+    final_report,
+    seqs_by_cpu,
+)
+
+pytestmark = [pytest.mark.kernel, pytest.mark.broker]
+
+
+def reader_pids(c: CollectorRunner) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for ev in c.log_events("reader_started"):
+        out.setdefault(int(ev["reader"]), []).append(int(ev["pid"]))
+    return out
+
+
+def unique_events(msgs: list[Message]) -> set[tuple[int, int]]:
+    keys = [(m.value["cpu"], m.value["seq"]) for m in msgs]
+    dup = [k for k, n in Counter(keys).items() if n > 1]
+    assert not dup, f"duplicates in the event topic: {dup[:10]}"
+    return set(keys)
+
+
+def test_steady_load_ledger_equals_the_topic(collector: CollectorRunner, load_programs: LoadPrograms) -> None:
+    collector.start()
+    execs = load_programs.run(3000, 20)
+    assert collector.stop() == 0
+
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    assert b["seen"] >= execs >= 3000 * 20 * 0.9
+    assert b["dropped"] == 0, report["counters"]
+    assert len(msgs) == b["delivered"]
+    unique_events(msgs)
+    # per CPU, the sequence numbers the kernel handed out are all there, once
+    for cpu, seqs in seqs_by_cpu(msgs).items():
+        assert sorted(seqs) == list(range(counter(report, "seen", cpu=cpu))), cpu
+
+
+def test_overload_kernel_drops_are_counted_and_the_ledger_closes(
+    collector: CollectorRunner, load_programs: LoadPrograms
+) -> None:
+    collector.start({"readers": {"perf_pages": 1, "wakeup_events": 1}})
+    pids = [p[0] for p in reader_pids(collector).values()]
+    load = load_programs.start(0, 6)
+    time.sleep(1.0)
+    for pid in pids:  # a reader that cannot keep up: the rings overflow
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(2.0)
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+    load.wait()
+    assert collector.stop() == 0
+
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    submit_failed, lost = counter(report, "submit_failed"), counter(report, "lost")
+    assert submit_failed > 0 and lost > 0, report["counters"]
+    # lost samples are the user-space view of the same ring-full failures: never more than them
+    assert lost <= submit_failed
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    assert len(unique_events(msgs)) == b["delivered"]
+    # every gap a consumer sees in the sequence numbers is a counted drop
+    missing = sum(counter(report, "seen", cpu=cpu) - len(seqs) for cpu, seqs in seqs_by_cpu(msgs).items())
+    assert missing == b["dropped"]
+
+
+@pytest.mark.slow
+def test_broker_down_30s_then_back(
+    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+) -> None:
+    if not broker.controllable:
+        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
+    # A small queue so the outage overflows it: what it refuses must be counted as queue_full.
+    collector.start({"kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}}})
+    load = load_programs.start(1500, 45)
+    try:
+        time.sleep(5)
+        broker.stop()
+        time.sleep(30)
+    finally:
+        broker.start()
+    load.wait()
+    time.sleep(10)  # reconnect (librdkafka backs off up to 10 s) and deliver the backlog
+    assert collector.stop() == 0
+
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    assert counter(report, "queue_full") > 0, report["counters"]
+    # everything the queue accepted was delivered: no timeouts, nothing purged at shutdown
+    assert counter(report, "delivery_failed") == 0 and counter(report, "shutdown") == 0
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    assert len(unique_events(msgs)) == len(msgs) == b["delivered"]
+
+
+def test_reader_killed_is_restarted_and_its_loss_counted(
+    collector: CollectorRunner, load_programs: LoadPrograms
+) -> None:
+    # a long linger keeps records waiting in the producer, so the kill has something to lose
+    collector.start({"kafka": {"client": {"linger.ms": 2000}}})
+    before = reader_pids(collector)
+    victim, survivor = before[0][0], before[1][0]
+    load = load_programs.start(3000, 12)
+    time.sleep(4)
+    os.kill(victim, signal.SIGKILL)
+    collector.wait_for_log("reader_restarted", timeout=15)
+    load.wait()
+    time.sleep(3)
+    assert collector.stop() == 0
+
+    after = reader_pids(collector)
+    assert len(after[0]) == 2 and after[0][1] != victim  # restarted
+    assert after[1] == [survivor]  # the other reader never stopped
+    died = collector.log_events("reader_died")
+    assert len(died) == 1 and died[0]["status"] == "signal SIGKILL"
+
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    crash = counter(report, "reader_crash")
+    assert crash > 0 and int(died[0]["reader_crash"]) == crash
+    assert report["reader_restarts"] == 1
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    found = len(unique_events(msgs))
+    # reader_crash is what the dead reader had not heard back about: some of it may have landed
+    assert b["delivered"] <= found <= b["delivered"] + crash
+
+
+def test_sigterm_under_load_exits_cleanly(collector: CollectorRunner, load_programs: LoadPrograms) -> None:
+    collector.start()
+    load = load_programs.start(5000, 8)
+    time.sleep(3)
+    t0 = time.monotonic()
+    collector.signal(signal.SIGTERM)
+    assert collector.wait(timeout=30) == 0
+    took = time.monotonic() - t0
+    load.wait()
+    assert took < 20 + 5
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    assert len(unique_events(msgs)) == b["delivered"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_broker_outage(
+    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+) -> None:
+    if not broker.controllable:
+        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
+    timeout_s = 8
+    collector.start({"shutdown": {"timeout_s": timeout_s}})
+    load = load_programs.start(2000, 10)
+    try:
+        time.sleep(2)
+        broker.stop()
+        time.sleep(3)
+        t0 = time.monotonic()
+        collector.signal(signal.SIGTERM)
+        assert collector.wait(timeout=60) == 0
+        took = time.monotonic() - t0
+    finally:
+        load.wait()
+        broker.start()
+    assert took < timeout_s + 5, took
+    # the broker is down, so the final report could not be published: the log carries it
+    final = collector.final_ledger_from_log()
+    assert final["seen"] == final["delivered"] + final["dropped"]
+    assert final["in_flight"] == 0
+    assert final.get("drop_shutdown", 0) > 0, final
+
+
+def test_each_reader_reads_only_its_own_cpus(collector: CollectorRunner, load_programs: LoadPrograms) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs")
+    collector.start({"readers": {"cpu_groups": [[0], [1]], "pin": True}})
+    threads = [threading.Thread(target=load_programs.run, args=(1000, 3), kwargs={"cpu": c}) for c in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert collector.stop() == 0
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    by_reader: dict[int, set[int]] = {}
+    for m in msgs:
+        by_reader.setdefault(int(m.headers["reader"]), set()).add(m.value["cpu"])
+    assert by_reader == {0: {0}, 1: {1}}
+    assert all(counter(report, "seen", cpu=c) >= 2500 for c in (0, 1))
+    assert {r["cpu"]: r["reader"] for r in report["counters"]} == {0: 0, 1: 1}
+
+
+def test_a_lone_event_is_not_held_back_by_wakeup_batching(collector: CollectorRunner) -> None:
+    collector.start({"readers": {"wakeup_events": 64, "max_latency_ms": 100}})
+    import subprocess
+    import uuid
+
+    marker = uuid.uuid4().hex
+    t0 = time.monotonic()
+    subprocess.run(["/bin/true", marker], check=True)
+    msgs = consume(
+        collector.broker.bootstrap, f"{collector.prefix}.process_exec", idle_s=0, expect=1, max_wait_s=10
+    )
+    latency = time.monotonic() - t0
+    assert any(marker in m.value["argv"] for m in msgs)
+    # without the timer drain the record would wait for 63 more execs; with it, ~max_latency_ms + linger
+    assert latency < 3.0, latency
+    assert collector.stop() == 0
+    assert balance(final_report(collector.broker.bootstrap, collector.prefix))["in_flight"] == 0
