@@ -19,6 +19,7 @@ from typing import Any
 
 from . import __version__, codec, config, log, preflight
 from .errors import BrokerUnreachableError, ProducerError
+from .sink import LibrdkafkaLog
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +113,7 @@ def _print_bpf(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
     cfg = config.load(args.config) if args.config else config.validate({})
     servers = args.bootstrap_servers or cfg.kafka.bootstrap_servers
@@ -124,26 +125,30 @@ def _tail(args: argparse.Namespace) -> int:
             "group.id": f"ebpf-producer-tail-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-        }
+        },
+        logger=LibrdkafkaLog("tail", quiet=True),
     )
 
-    def on_assign(c: Any, partitions: list[Any]) -> None:
-        if args.since is not None:
-            for part in partitions:
-                part.offset = int(args.since * 1000)
-            partitions = c.offsets_for_times(partitions, timeout=10)
-        elif args.from_beginning:
-            for part in partitions:
-                part.offset = OFFSET_BEGINNING
-        c.assign(partitions)
-
     try:
-        consumer.list_topics(timeout=10)
+        md = consumer.list_topics(timeout=10)
     except KafkaException as e:
         raise BrokerUnreachableError(
             f"kafka: no broker answered at {servers} ({e}); start one (make kafka-up)"
         ) from None
-    consumer.subscribe(args.topic, on_assign=on_assign)
+    # Assign partitions directly rather than join a group: no rebalance wait, so
+    # --idle-timeout measures silence, not a group join on a fresh broker.
+    parts = []
+    for topic in args.topic:
+        if topic not in md.topics or md.topics[topic].error is not None:
+            raise ProducerError(f"tail: topic {topic} does not exist at {servers}")
+        for p in md.topics[topic].partitions:
+            start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+            parts.append(
+                TopicPartition(topic, p, int(args.since * 1000) if args.since is not None else start)
+            )
+    if args.since is not None:
+        parts = consumer.offsets_for_times(parts, timeout=10)
+    consumer.assign(parts)
     signal.signal(signal.SIGTERM, _interrupt)
     seen = 0
     last = time.monotonic()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from producer import codec
 
@@ -200,23 +200,17 @@ def consume(
     bootstrap: str, topic: str, *, idle_s: float = 5.0, max_wait_s: float = 120.0, expect: int | None = None
 ) -> list[Message]:
     """Every message of `topic` from the beginning, decoded; stops after idle_s of silence
-    (or once `expect` messages arrived)."""
+    (or once `expect` messages arrived when idle_s is 0).
+
+    Partitions are assigned directly, not through a consumer group: a group's first
+    join on a fresh broker can take longer than idle_s, and would end the read early.
+    """
     schemas = codec.load_all()
     c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
+        {"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False}
     )
-
-    def on_assign(cons: Any, parts: list[Any]) -> None:
-        for p in parts:
-            p.offset = OFFSET_BEGINNING
-        cons.assign(parts)
-
-    c.subscribe([topic], on_assign=on_assign)
+    md = c.list_topics(topic, timeout=30).topics[topic]
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
     out: list[Message] = []
     last = time.monotonic()
     end = last + max_wait_s

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -26,6 +28,7 @@ from tests.helpers import (
     consume,
     counter,
     final_report,
+    http_get,
     seqs_by_cpu,
 )
 
@@ -99,15 +102,20 @@ def test_broker_down_30s_then_back(
         pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
     # A small queue so the outage overflows it: what it refuses must be counted as queue_full.
     collector.start({"kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}}})
+    port = collector.metrics_port()
     load = load_programs.start(1500, 45)
     try:
         time.sleep(5)
         broker.stop()
-        time.sleep(30)
+        time.sleep(15)
+        assert http_get(port, "/readyz")[0] == 503  # Kafka unreachable: not ready, but still alive
+        assert http_get(port, "/healthz")[0] == 200
+        time.sleep(15)
     finally:
         broker.start()
     load.wait()
     time.sleep(10)  # reconnect (librdkafka backs off up to 10 s) and deliver the backlog
+    assert http_get(port, "/readyz")[0] == 200
     assert collector.stop() == 0
 
     report = final_report(collector.broker.bootstrap, collector.prefix)
@@ -218,9 +226,6 @@ def test_each_reader_reads_only_its_own_cpus(collector: CollectorRunner, load_pr
 
 def test_a_lone_event_is_not_held_back_by_wakeup_batching(collector: CollectorRunner) -> None:
     collector.start({"readers": {"wakeup_events": 64, "max_latency_ms": 100}})
-    import subprocess
-    import uuid
-
     marker = uuid.uuid4().hex
     t0 = time.monotonic()
     subprocess.run(["/bin/true", marker], check=True)

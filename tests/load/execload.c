@@ -4,8 +4,8 @@
  *
  *   execload RATE SECONDS PROGRAM [ARG...]     RATE 0 = as fast as possible
  *
- * Prints "execs=N seconds=S" on stdout. Paced in 10 ms slices, so the rate
- * is steady rather than bursty.
+ * Prints "execs=N failed=F seconds=S" on stdout and exits 1 if any exec
+ * failed. Paced in 10 ms slices, so the rate is steady rather than bursty.
  */
 #define _GNU_SOURCE
 #include <errno.h>
