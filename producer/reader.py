@@ -39,6 +39,7 @@ from .perfbuf import PerfBuffers, Ring
 log = structlog.get_logger("reader")
 
 EXIT_CRASH = 70
+EXIT_PRODUCER_FATAL = 75
 STOP_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
 
@@ -53,8 +54,12 @@ class Reader:
         arena: Arena,
         host: str,
         boot_id: str,
+        *,
+        supervisor_pid: int = 0,
+        drain_only: bool = False,
     ) -> None:
         self.index = index
+        self.supervisor_pid = supervisor_pid
         self.cpus = tuple(cpus)
         self.cfg = cfg
         self.perf = perf
@@ -69,7 +74,8 @@ class Reader:
             include_failed=pe.include_failed,
         )
         self.key = host.encode()
-        self.stopping = False
+        # drain_only: started during shutdown for a reader that was dead, to empty its rings
+        self.stopping = drain_only
         self.handled = 0
         self.boot_to_wall_ns = boot_to_wall_ns()
         self._give_up_queue_at = float("inf")
@@ -93,11 +99,13 @@ class Reader:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(STOP_SIGNAL, self._on_stop)
-        with contextlib.suppress(
-            OSError, AttributeError
-        ):  # if the supervisor dies: drain and flush, don't linger
+        # The supervisor blocked STOP_SIGNAL across the fork, so a stop sent before
+        # the handler existed is pending now rather than lost (or fatal).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_SIGNAL})
+        # If the supervisor dies: drain and flush rather than linger.
+        with contextlib.suppress(OSError, AttributeError):
             ct.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(STOP_SIGNAL), 0, 0, 0)
-        if os.getppid() == 1:
+        if self.supervisor_pid and os.getppid() != self.supervisor_pid:  # it died before prctl
             self.stopping = True
 
     def _on_stop(self, _sig: int, _frame: Any) -> None:
@@ -122,6 +130,10 @@ class Reader:
         next_drain = time.monotonic() + latency_s
         next_clock = time.monotonic() + 1.0
         while not self.stopping:
+            if self.sink.fatal:
+                # librdkafka's idempotent producer cannot continue; a fresh one can
+                log.error("reader_producer_fatal", reader=self.index, error=self.sink.fatal)
+                return EXIT_PRODUCER_FATAL
             poller.poll(r.max_latency_ms)
             now = time.monotonic()
             if now >= next_drain:

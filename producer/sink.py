@@ -160,7 +160,8 @@ class Sink:
     """A reader's producer: produce() answers None (accepted) or the ledger reason it was dropped for."""
 
     def __init__(self, kcfg: KafkaConfig, client_id: str, should_stop: Callable[[], bool]) -> None:
-        self._p = new_producer(kcfg, client_id)
+        self.fatal = ""  # set by librdkafka's error callback when the producer cannot go on
+        self._p = new_producer(kcfg, client_id, error_cb=self._on_error)
         self._max_block_s = kcfg.max_block_ms / 1000.0
         self._should_stop = should_stop
         # Set once the queue stayed full for max_block_ms: later records are
@@ -198,6 +199,10 @@ class Sink:
                     return ledger.QUEUE_FULL
             except KafkaException as e:
                 return self._immediate_failure(e)
+
+    def _on_error(self, err: Any) -> None:
+        if err.fatal():
+            self.fatal = f"{err.name()}: {err.str()}"
 
     @staticmethod
     def _immediate_failure(e: KafkaException) -> int:

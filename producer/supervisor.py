@@ -147,7 +147,10 @@ class Supervisor:
 
     # -- readers -------------------------------------------------------------------------------
 
-    def _spawn(self, slot: ReaderSlot) -> None:
+    def _spawn(self, slot: ReaderSlot, *, drain_only: bool = False) -> None:
+        # Block the stop signal across fork: the child unblocks it once its handler is set.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {STOP_SIGNAL})
+        supervisor_pid = os.getpid()
         pid = os.fork()
         if pid == 0:  # child
             try:
@@ -160,8 +163,19 @@ class Supervisor:
                 structlog.contextvars.bind_contextvars(reader=slot.index)
             except BaseException:
                 os._exit(71)
-            Reader(slot.index, slot.cpus, self.cfg, self.perf, self.arena, self.host, self.boot_id).main()
+            Reader(
+                slot.index,
+                slot.cpus,
+                self.cfg,
+                self.perf,
+                self.arena,
+                self.host,
+                self.boot_id,
+                supervisor_pid=supervisor_pid,
+                drain_only=drain_only,
+            ).main()
             os._exit(72)  # pragma: no cover - main() never returns
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_SIGNAL})
         slot.pid = pid
         slot.started = time.monotonic()
         self.health.readers_alive = sum(1 for s in self.slots if s.pid)
@@ -268,6 +282,10 @@ class Supervisor:
         # Detach before telling readers, so that their final drain is final.
         self.loader.detach()
         self.health.bpf_attached = False
+        for slot in self.slots:
+            if not slot.pid:  # dead and waiting out its backoff: its rings still need a final drain
+                self._spawn(slot, drain_only=True)
+                log.info("reader_started_for_drain", reader=slot.index, pid=slot.pid)
         for slot in self.slots:
             if slot.pid:
                 with contextlib.suppress(ProcessLookupError):
