@@ -21,6 +21,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,8 @@ class Supervisor:
         self.health.readers_alive = sum(1 for s in self.slots if s.pid)
         self.health.readers_total = len(self.slots)
 
-    def _reap(self, now: float) -> None:
+    def _reaped(self) -> Iterator[tuple[ReaderSlot, int]]:
+        """Readers that exited since the last call, with their wait status; other children are just reaped."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -190,8 +192,11 @@ class Supervisor:
             if pid == 0:
                 return
             slot = next((s for s in self.slots if s.pid == pid), None)
-            if slot is None:
-                continue
+            if slot is not None:
+                yield slot, status
+
+    def _reap(self, now: float) -> None:
+        for slot, status in self._reaped():
             self._reader_died(slot, status, now)
 
     def _reader_died(self, slot: ReaderSlot, status: int, now: float) -> None:
@@ -293,7 +298,8 @@ class Supervisor:
         wait_until = t0 + max(1.0, timeout - 0.5)
         while any(s.pid for s in self.slots) and time.monotonic() < wait_until:
             self._wait(0.1)
-            self._reap_stopping()
+            for slot, status in self._reaped():
+                self._stopped_reader(slot, status)
         for slot in self.slots:
             if slot.pid:
                 log.warning("reader_killed", reader=slot.index, reason="shutdown.timeout_s exceeded")
@@ -325,18 +331,6 @@ class Supervisor:
             log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")
         log.info("collector_stopped", seconds=round(time.monotonic() - t0, 2))
         return 0
-
-    def _reap_stopping(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            slot = next((s for s in self.slots if s.pid == pid), None)
-            if slot is not None:
-                self._stopped_reader(slot, status)
 
     def _stopped_reader(self, slot: ReaderSlot, status: int) -> None:
         slot.pid = 0

@@ -19,6 +19,7 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from producer import codec
+from producer.ledger import DROP_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "producer.cli"]
@@ -267,18 +268,7 @@ def counter(report: dict[str, Any], reason: str, event_type: str = "process_exec
 def assert_identity(report: dict[str, Any], event_type: str = "process_exec") -> dict[str, int]:
     """seen == delivered + dropped + in_flight, the drop reasons add up, and in_flight is 0 (final report)."""
     b = balance(report, event_type)
-    drops = sum(
-        counter(report, r, event_type)
-        for r in (
-            "submit_failed",
-            "decode_error",
-            "encode_error",
-            "queue_full",
-            "delivery_failed",
-            "shutdown",
-            "reader_crash",
-        )
-    )
+    drops = sum(counter(report, r, event_type) for r in DROP_REASONS)
     assert b["dropped"] == drops, (b, report["counters"])
     assert b["seen"] == counter(report, "seen", event_type), b
     assert b["delivered"] == counter(report, "delivered", event_type), b
