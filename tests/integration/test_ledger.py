@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,13 @@ def reader_pids(c: CollectorRunner) -> dict[int, list[int]]:
     for ev in c.log_events("reader_started"):
         out.setdefault(int(ev["reader"]), []).append(int(ev["pid"]))
     return out
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def unique_events(msgs: list[Message]) -> set[tuple[int, int]]:
@@ -103,17 +111,25 @@ def test_broker_down_30s_then_back(
     # A small queue so the outage overflows it: what it refuses must be counted as queue_full.
     collector.start({"kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}}})
     port = collector.metrics_port()
+    readers = [p[0] for p in reader_pids(collector).values()]
     load = load_programs.start(1500, 45)
     try:
         time.sleep(5)
         broker.stop()
-        time.sleep(15)
+        time.sleep(15)  # by now the 20000-message queue is full
         assert http_get(port, "/readyz")[0] == 503  # Kafka unreachable: not ready, but still alive
         assert http_get(port, "/healthz")[0] == 200
+        rss_full = [rss_kib(p) for p in readers]
         time.sleep(15)
+        rss_later = [rss_kib(p) for p in readers]
     finally:
         broker.start()
     load.wait()
+    # the queue is bounded: 15 more seconds of refused records cost no memory
+    assert all(later - full < 16 * 1024 for full, later in zip(rss_full, rss_later, strict=True)), (
+        rss_full,
+        rss_later,
+    )
     time.sleep(10)  # reconnect (librdkafka backs off up to 10 s) and deliver the backlog
     assert http_get(port, "/readyz")[0] == 200
     assert collector.stop() == 0
@@ -125,6 +141,33 @@ def test_broker_down_30s_then_back(
     assert counter(report, "delivery_failed") == 0 and counter(report, "shutdown") == 0
     msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
     assert len(unique_events(msgs)) == len(msgs) == b["delivered"]
+
+
+@pytest.mark.slow
+def test_outage_longer_than_message_timeout(
+    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+) -> None:
+    if not broker.controllable:
+        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
+    collector.start({"kafka": {"client": {"message.timeout.ms": 4000}}})
+    load = load_programs.start(1000, 20)
+    try:
+        time.sleep(3)
+        broker.stop()
+        time.sleep(12)
+    finally:
+        broker.start()
+    load.wait()
+    time.sleep(8)
+    assert collector.proc is not None and collector.proc.poll() is None  # still up
+    assert collector.stop() == 0
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    b = assert_identity(report)
+    timed_out = counter(report, "delivery_failed", error_code="_MSG_TIMED_OUT")
+    assert timed_out > 0 and timed_out == counter(report, "delivery_failed"), report["counters"]
+    msgs = consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", expect=b["delivered"])
+    # timed-out messages were not retried behind our back: the topic holds what was acknowledged
+    assert len(unique_events(msgs)) == b["delivered"]
 
 
 def test_reader_killed_is_restarted_and_its_loss_counted(
