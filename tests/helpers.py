@@ -111,7 +111,10 @@ class CollectorRunner:
         if duration is not None:
             cmd += ["--duration", str(duration)]
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        # A session of its own, so a test can signal the whole process group like a terminal's Ctrl-C.
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
         if wait_readers:
             self.wait_for_log("reader_started", count=len(self.reader_pids_expected()), timeout=60)
 

@@ -218,6 +218,23 @@ def test_sigterm_under_load_exits_cleanly(collector: CollectorRunner, load_progr
     assert len(unique_events(msgs)) == b["delivered"]
 
 
+def test_ctrl_c_reaches_every_process_and_the_ledger_still_closes(
+    collector: CollectorRunner, load_programs: LoadPrograms
+) -> None:
+    # A terminal's Ctrl-C signals the whole process group, readers included. Readers must leave the
+    # stop to the supervisor, which detaches the programs first; otherwise records arriving after a
+    # reader's final drain would be left in the rings, seen but never accounted for.
+    collector.start()
+    load = load_programs.start(4000, 6)
+    time.sleep(2)
+    assert collector.proc is not None
+    os.killpg(collector.proc.pid, signal.SIGINT)
+    assert collector.wait(timeout=30) == 0
+    load.wait()
+    report = final_report(collector.broker.bootstrap, collector.prefix)
+    assert_identity(report)
+
+
 @pytest.mark.slow
 def test_sigterm_during_broker_outage(
     collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
