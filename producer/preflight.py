@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sink
+from . import codec, sink
 from .config import Config
 from .errors import BccMissingError, HeadersError, PreflightError, PrivilegeError, ProducerError, TracefsError
 
@@ -116,6 +116,14 @@ def check_headers(
     )
 
 
+def check_schemas(cfg: Config) -> Check:
+    """Every schema the run will encode with, loaded now rather than after the BPF is attached."""
+    names = [*cfg.events.enabled(), "drop_report"]
+    for name in names:
+        codec.load_schema(name)
+    return Check("schemas", f"{codec.project_dir('schemas')}: {', '.join(names)}")
+
+
 def check_kafka(cfg: Config) -> Check:
     brokers = sink.check_broker(cfg.kafka)
     detail = f"{cfg.kafka.bootstrap_servers} ({brokers} broker{'s' if brokers != 1 else ''})"
@@ -132,6 +140,7 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "bcc", check_bcc
     yield "tracefs", lambda: check_tracefs(cfg)
     yield "kernel headers", check_headers
+    yield "schemas", lambda: check_schemas(cfg)
     yield "kafka", lambda: check_kafka(cfg)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLI, ROOT
+from tests.helpers import CLI, ROOT, Broker
 
 
 def run(
@@ -75,6 +76,41 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
     cfg.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n")
     p = run(["check", "--config", str(cfg)])
     names = [ln.split(":")[0].split()[-1] for ln in p.stdout.splitlines()]
-    assert names == ["privileges", "bcc", "tracefs", "headers", "kafka"], p.stdout
+    assert names == ["privileges", "bcc", "tracefs", "headers", "schemas", "kafka"], p.stdout
     assert p.returncode == 3
     assert "FAIL  kafka: kafka: no broker answered" in p.stdout
+
+
+def test_missing_schemas_stop_the_run_before_bpf(tmp_path: Path) -> None:
+    env = {**os.environ, "EKP_SCHEMAS_DIR": str(tmp_path)}
+    p = subprocess.run(
+        [*CLI, "run"], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False
+    )
+    assert p.returncode == 6
+    assert one_error_line(p).startswith(f"ebpf-producer: schema {tmp_path}/process_exec.avsc: cannot read")
+
+
+@pytest.mark.kernel
+@pytest.mark.broker
+def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Path, broker: Broker) -> None:
+    for f in (ROOT / "bpf").iterdir():
+        (tmp_path / f.name).write_text(f.read_text())
+    src = tmp_path / "process_exec.bpf.c"
+    src.write_text(src.read_text().replace("e->pid = tgid;", "e->pid = tgid"))  # a syntax error
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"kafka:\n  bootstrap_servers: {broker.bootstrap}\nmetrics:\n  listen: ''\n")
+    env = {**os.environ, "EKP_BPF_DIR": str(tmp_path)}
+    p = subprocess.run(
+        [*CLI, "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert p.returncode == 5
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ebpf-producer: bpf: compiling {src} failed"), p.stderr
+    assert "expected ';'" in p.stderr  # clang's own message is shown above it
+    assert "Traceback" not in p.stderr
