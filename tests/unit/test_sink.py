@@ -93,8 +93,8 @@ def test_enforced_settings_win_over_overrides() -> None:
 
 def test_librdkafka_rejection_is_translated() -> None:
     kcfg = config.validate({"kafka": {"client": {"linger.ms": "soon"}}}).kafka
-    with pytest.raises(
-        KafkaConfigError,
-        match=r"^kafka\.client: librdkafka rejected the configuration: Invalid value for configuration property",
-    ):
+    expected = (
+        r"^kafka\.client: librdkafka rejected the configuration: Invalid value for configuration property"
+    )
+    with pytest.raises(KafkaConfigError, match=expected):
         sink.new_producer(kcfg, "x")
