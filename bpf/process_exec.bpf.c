@@ -16,7 +16,7 @@
  * the new program's and the return value is known.
  *
  * ppid comes from our own map filled by sched_process_fork (and seeded from
- * /proc by the loader), because reading task->real_parent would need the
+ * /proc by the loader), because reading the parent from the task itself would need the
  * running kernel's struct layout, which these headers do not have.
  */
 

@@ -49,6 +49,14 @@ def broker() -> Iterator[Broker]:
     yield Broker("127.0.0.1:9092", controllable=True, script=ROOT / "scripts/kafka.sh")
 
 
+@pytest.fixture
+def own_broker(broker: Broker) -> Broker:
+    """The broker, when the tests may stop and start it (the local one)."""
+    if not broker.controllable:
+        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
+    return broker
+
+
 @pytest.fixture(scope="session")
 def load_programs(tmp_path_factory: pytest.TempPathFactory) -> LoadPrograms:
     return LoadPrograms.build(ROOT / "tests/load", tmp_path_factory.mktemp("load"))

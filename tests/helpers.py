@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,6 +39,15 @@ class Broker:
     def start(self) -> None:
         assert self.script is not None
         subprocess.run(["bash", str(self.script), "up"], check=True)
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """The broker is down inside the block, and up again after it, whatever happens."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
 
 @dataclass

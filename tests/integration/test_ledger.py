@@ -104,26 +104,21 @@ def test_overload_kernel_drops_are_counted_and_the_ledger_closes(
 
 @pytest.mark.slow
 def test_broker_down_30s_then_back(
-    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+    collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    if not broker.controllable:
-        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
     # A small queue so the outage overflows it: what it refuses must be counted as queue_full.
     collector.start({"kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}}})
     port = collector.metrics_port()
     readers = [p[0] for p in reader_pids(collector).values()]
     load = load_programs.start(1500, 45)
-    try:
-        time.sleep(5)
-        broker.stop()
+    time.sleep(5)
+    with own_broker.outage():
         time.sleep(15)  # by now the 20000-message queue is full
         assert http_get(port, "/readyz")[0] == 503  # Kafka unreachable: not ready, but still alive
         assert http_get(port, "/healthz")[0] == 200
         rss_full = [rss_kib(p) for p in readers]
         time.sleep(15)
         rss_later = [rss_kib(p) for p in readers]
-    finally:
-        broker.start()
     load.wait()
     # the queue is bounded: 15 more seconds of refused records cost no memory
     assert all(later - full < 16 * 1024 for full, later in zip(rss_full, rss_later, strict=True)), (
@@ -145,18 +140,13 @@ def test_broker_down_30s_then_back(
 
 @pytest.mark.slow
 def test_outage_longer_than_message_timeout(
-    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+    collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    if not broker.controllable:
-        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
     collector.start({"kafka": {"client": {"message.timeout.ms": 4000}}})
     load = load_programs.start(1000, 20)
-    try:
-        time.sleep(3)
-        broker.stop()
+    time.sleep(3)
+    with own_broker.outage():
         time.sleep(12)
-    finally:
-        broker.start()
     load.wait()
     time.sleep(8)
     assert collector.proc is not None and collector.proc.poll() is None  # still up
@@ -237,24 +227,19 @@ def test_ctrl_c_reaches_every_process_and_the_ledger_still_closes(
 
 @pytest.mark.slow
 def test_sigterm_during_broker_outage(
-    collector: CollectorRunner, load_programs: LoadPrograms, broker: Broker
+    collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    if not broker.controllable:
-        pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
     timeout_s = 8
     collector.start({"shutdown": {"timeout_s": timeout_s}})
     load = load_programs.start(2000, 10)
-    try:
-        time.sleep(2)
-        broker.stop()
+    time.sleep(2)
+    with own_broker.outage():
         time.sleep(3)
         t0 = time.monotonic()
         collector.signal(signal.SIGTERM)
         assert collector.wait(timeout=60) == 0
         took = time.monotonic() - t0
-    finally:
         load.wait()
-        broker.start()
     assert took < timeout_s + 5, took
     # the broker is down, so the final report could not be published: the log carries it
     final = collector.final_ledger_from_log()
