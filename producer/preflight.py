@@ -116,6 +116,14 @@ def check_headers(
     )
 
 
+def check_readers(cfg: Config) -> Check:
+    """readers.cpu_groups against the CPUs actually online (the config alone cannot know them)."""
+    from .loader import cpu_groups, online_cpus
+
+    groups = cpu_groups(cfg, online_cpus())
+    return Check("readers", f"{len(groups)}: " + " ".join(",".join(map(str, g)) for g in groups))
+
+
 def check_schemas(cfg: Config) -> Check:
     """Every schema the run will encode with, loaded now rather than after the BPF is attached."""
     names = [*cfg.events.enabled(), "drop_report"]
@@ -141,6 +149,7 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "tracefs", lambda: check_tracefs(cfg)
     yield "kernel headers", check_headers
     yield "schemas", lambda: check_schemas(cfg)
+    yield "readers", lambda: check_readers(cfg)
     yield "kafka", lambda: check_kafka(cfg)
 
 

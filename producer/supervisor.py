@@ -86,12 +86,12 @@ class Supervisor:
     def run(self) -> int:
         cfg = self.cfg
         self._install_signals()
+        cpus = loader_mod.online_cpus()
+        groups = loader_mod.cpu_groups(cfg, cpus)  # a config error, so before anything is loaded
         self.loader = loader_mod.Loader(cfg)
         self.loader.compile()
         self.loader.check_layouts()
         seeded = self.loader.seed_parents()
-        cpus = loader_mod.online_cpus()
-        groups = loader_mod.cpu_groups(cfg, cpus)
         types = list(cfg.events.enabled())
         tables = self.loader.perf_tables()
         self.perf = PerfBuffers(tables, cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events)

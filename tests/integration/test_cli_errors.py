@@ -76,7 +76,7 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
     cfg.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n")
     p = run(["check", "--config", str(cfg)])
     names = [ln.split(":")[0].split()[-1] for ln in p.stdout.splitlines()]
-    assert names == ["privileges", "bcc", "tracefs", "headers", "schemas", "kafka"], p.stdout
+    assert names == ["privileges", "bcc", "tracefs", "headers", "schemas", "readers", "kafka"], p.stdout
     assert p.returncode == 3
     assert "FAIL  kafka: kafka: no broker answered" in p.stdout
 
@@ -114,3 +114,14 @@ def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Pat
     assert last.startswith(f"ebpf-producer: bpf: compiling {src} failed"), p.stderr
     assert "expected ';'" in p.stderr  # clang's own message is shown above it
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.kernel
+def test_cpu_groups_naming_an_offline_cpu(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("readers:\n  cpu_groups: [[0], [4095]]\n")
+    p = run(["run", "--config", str(cfg)])
+    assert p.returncode == 2
+    assert one_error_line(p).startswith(
+        "ebpf-producer: config: readers.cpu_groups: CPUs [4095] are not online"
+    )
