@@ -68,9 +68,12 @@ def load_schema(name: str, directory: Path | None = None) -> Schema:
 
 
 def load_all(directory: Path | None = None) -> dict[bytes, Schema]:
-    """Every schema in schemas/, by fingerprint."""
+    """Every schema in schemas/, current and released (messages written by older versions), by fingerprint."""
     d = directory or project_dir("schemas")
     out: dict[bytes, Schema] = {}
+    for path in sorted(d.glob("released/*/v*.avsc")):
+        s = load_schema(path.stem, path.parent)
+        out[s.fingerprint] = Schema(path.parent.name, s.parsed, s.canonical, s.fingerprint)
     for path in sorted(d.glob("*.avsc")):
         s = load_schema(path.stem, d)
         out[s.fingerprint] = s

@@ -79,3 +79,30 @@ def test_missing_and_invalid_schema_files(tmp_path) -> None:
         codec.load_schema("bad", tmp_path)
     with pytest.raises(SchemaError, match=r"no \.avsc"):
         codec.load_all(tmp_path / "empty")
+
+
+def test_messages_written_with_a_released_version_still_decode() -> None:
+    v1 = codec.load_schema("v1", codec.project_dir("schemas") / "released" / "process_exec")
+    old = {
+        "timestamp": 1,
+        "boot_ns": 1,
+        "host": "h",
+        "boot_id": "b",
+        "cpu": 0,
+        "seq": 0,
+        "pid": 1,
+        "ppid": None,
+        "uid": 0,
+        "gid": 0,
+        "comm": "sh",
+        "filename": "/bin/sh",
+        "argv": ["sh"],
+        "argv_truncated": False,
+        "filename_truncated": False,
+        "argv_missing": False,
+        "strings_escaped": False,
+        "retval": 0,
+        "cgroup_id": 1,
+    }
+    schema, record = codec.decode(codec.Encoder(v1).encode(old), codec.load_all())
+    assert schema.name == "process_exec" and record["argv"] == ["sh"]
