@@ -91,8 +91,9 @@ class PerfBuffers:
                 )
                 if not reader:
                     raise BpfError(
-                        f"bpf: cannot open the perf buffer of {event_type} on cpu {cpu} "
-                        f"({page_cnt} pages, errno {ct.get_errno()}); lower readers.perf_pages"
+                        f"bpf: cannot open the perf buffer of {event_type} on cpu {cpu} ({page_cnt} pages); "
+                        "its pages count as locked memory: lower readers.perf_pages, raise RLIMIT_MEMLOCK "
+                        "or grant CAP_IPC_LOCK (libbcc printed the failing call above)"
                     )
                 fd = lib.perf_reader_fd(reader)
                 table[table.Key(cpu)] = table.Leaf(fd)

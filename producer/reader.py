@@ -30,10 +30,11 @@ from typing import Any
 
 import structlog
 
-from . import codec, ledger, sink
+from . import codec, ledger, rawavro, sink
 from .config import Config
 from .containers import ContainerResolver
-from .events import DECODERS, DecodeContext, peek_seq
+from .errors import DecodeError
+from .events import DecodeContext, peek_seq
 from .ledger import Arena
 from .perfbuf import PerfBuffers, Ring
 
@@ -195,8 +196,8 @@ class Reader:
         suspect_i = a.suspect_index(ring.type_idx, ring.cpu)
         cpu = ring.cpu
         ctx = self.ctx
-        decode = DECODERS[ring.event_type]
-        encoder = codec.Encoder(codec.load_schema(ring.event_type))
+        encode = rawavro.encoder_for(ring.event_type, ctx)
+        frame = codec.load_schema(ring.event_type).header
         topic = self.cfg.kafka.topic(ring.event_type)
         # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
         headers = sink.headers_for(ring.event_type, codec.CONTENT_TYPE, reader=str(self.index))
@@ -218,15 +219,15 @@ class Reader:
                     if seq is not None and words[suspect_i] == seq + 1:
                         words[suspect_i] = 0  # counted by the reader before us, which died before moving on
                         return
-                    record = decode(raw, cpu, ctx, self.boot_to_wall_ns)
-                    record["container_id"] = container_id(record["cgroup_id"])
-                    outcome = ledger.ENCODE_ERROR
-                    value = encoder.encode(record)
+                    outcome = ledger.ENCODE_ERROR  # the parse inside raises DecodeError for bad bytes
+                    body, escaped = encode(raw, cpu, self.boot_to_wall_ns, container_id)
                     outcome = other_failure
-                    result = produce(topic, value, key, headers, on_delivery)
+                    result = produce(topic, frame + body, key, headers, on_delivery)
                     outcome = ledger.PRODUCED if result is None else result
-                    if record["strings_escaped"]:
+                    if escaped:
                         words[base + ledger.ESCAPED] += 1
+                except DecodeError:
+                    outcome = ledger.DECODE_ERROR
                 except Exception:
                     pass  # `outcome` names the stage that failed
                 journal.count(seq, base + outcome)

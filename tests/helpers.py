@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,33 @@ def consume(
     finally:
         c.close()
     return out
+
+
+def consume_until(
+    bootstrap: str, topic: str, match: Callable[[Message], bool], max_wait_s: float = 30.0
+) -> Message | None:
+    """The first message of `topic` (from the beginning) that `match`es, or None after max_wait_s."""
+    schemas = codec.load_all()
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
+    md = c.list_topics(topic, timeout=30).topics[topic]
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
+    end = time.monotonic() + max_wait_s
+    try:
+        while time.monotonic() < end:
+            m = c.poll(0.1)
+            if m is None or m.error():
+                continue
+            schema, value = codec.decode(m.value(), schemas)
+            msg = Message(
+                m.topic(), m.partition(), m.offset(), m.key(), dict(m.headers() or []), schema.name, value
+            )
+            if match(msg):
+                return msg
+    finally:
+        c.close()
+    return None
 
 
 def final_report(bootstrap: str, prefix: str) -> dict[str, Any]:

@@ -1,0 +1,212 @@
+"""The fast path writes the same bytes as the reference (decode to a dict, encode with fastavro).
+
+For every event type: typical records, boundary values, every optional field
+both ways, and a fuzz over field values and over corrupted records (where
+both paths must agree on rejecting them, too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer import codec, events, rawavro
+from producer.errors import DecodeError
+from tests.unit.conftest import CTX
+from tests.unit.rawrecords import exec_record, exit_record, fork_record, open_record, tcp_record
+
+OFFSET = 1_700_000_000_123_456_789
+SCHEMAS = {t: codec.load_schema(t) for t in events.STREAM_TYPES}
+REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in events.STREAM_TYPES}
+FAST = {t: rawavro.encoder_for(t, CTX) for t in events.STREAM_TYPES}
+BUILDERS: dict[str, Callable[..., bytes]] = {
+    "process_exec": exec_record,
+    "process_exit": exit_record,
+    "process_fork": fork_record,
+    "file_open": open_record,
+    "tcp_connect": lambda **kw: tcp_record("tcp_connect", **kw),
+    "tcp_accept": lambda **kw: tcp_record("tcp_accept", **kw),
+    "tcp_close": lambda **kw: tcp_record("tcp_close", **kw),
+}
+
+
+def containers(cgroup_id: int) -> str | None:
+    return f"{cgroup_id:064x}" if cgroup_id % 2 else None
+
+
+def reference(event_type: str, raw: bytes, cpu: int = 0) -> bytes:
+    rec = events.DECODERS[event_type](raw, cpu, CTX, OFFSET)
+    rec["container_id"] = containers(rec["cgroup_id"])
+    return REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :]
+
+
+def assert_same(event_type: str, raw: bytes, cpu: int = 0) -> None:
+    try:
+        want: bytes | type[DecodeError] = reference(event_type, raw, cpu)
+    except DecodeError:
+        want = DecodeError
+    try:
+        body, escaped = FAST[event_type](raw, cpu, OFFSET, containers)
+        got: bytes | type[DecodeError] = body
+        assert escaped == events.DECODERS[event_type](raw, cpu, CTX, OFFSET)["strings_escaped"]
+    except DecodeError:
+        got = DecodeError
+    assert got == want
+
+
+def test_long_encoding_matches_avro() -> None:
+    import io
+
+    import fastavro
+
+    for n in [0, 1, -1, 63, -64, 64, 8191, -8192, 8192, 2**31, -(2**31), 2**62, 2**63 - 1, -(2**63)]:
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, "long", n)
+        assert rawavro.long_(n) == buf.getvalue(), n
+
+
+@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+def test_typical_and_boundary_records(event_type: str) -> None:
+    build = BUILDERS[event_type]
+    assert_same(event_type, build())
+    assert_same(event_type, build(cgroup_id=3))  # with a container id
+    assert_same(
+        event_type,
+        build(
+            uid=0xFFFFFFFF,
+            gid=0xFFFFFFFF,
+            pid=events.PID_MAX_LIMIT,
+            tid=events.PID_MAX_LIMIT,
+            ppid=events.PID_MAX_LIMIT,
+            seq=2**63 - 1,
+            cgroup_id=2**63 - 1,
+            boot_ns=2**62,
+        ),
+    )
+    assert_same(event_type, build(task_flags=events.TASK_PPID_UNKNOWN, comm=b"\xff\xfe", cpu=1), cpu=1)
+
+
+def test_every_optional_field_both_ways() -> None:
+    assert_same("process_exec", exec_record(argv=[], flags=events.EXEC_ARGV_MISSING, filename=b""))
+    assert_same("process_exec", exec_record(argv=[b"\xff", b"x" * 100], flags=0xF))
+    assert_same("process_exit", exit_record(flags=events.EXIT_SIGNALED, signal=9))
+    assert_same("process_exit", exit_record(flags=events.EXIT_SIGNALED, signal=40))
+    assert_same("process_exit", exit_record(flags=0))
+    assert_same("file_open", open_record(ret=-2))
+    assert_same("file_open", open_record(ret=-4095))  # no errno name
+    assert_same("file_open", open_record(open_flags=os.O_WRONLY | os.O_CREAT | 0x40000000, mode=0o600))
+    assert_same("file_open", open_record(syscall=1, path=b"/tmp/\xff", flags=1))
+    for t in ("tcp_connect", "tcp_accept", "tcp_close"):
+        assert_same(t, tcp_record(t, family=events.AF_INET6, saddr="::ffff:10.0.0.1", daddr="2001:db8::1"))
+        assert_same(
+            t, tcp_record(t, pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=events.TASK_OWNER_UNKNOWN)
+        )
+
+
+u32 = st.integers(0, 0xFFFFFFFF)
+pids = st.integers(1, events.PID_MAX_LIMIT)
+names = st.binary(min_size=0, max_size=15).filter(lambda b: b"\0" not in b)
+common = st.fixed_dictionaries(
+    {
+        "seq": st.integers(0, 2**63 - 1),
+        "boot_ns": st.integers(10**9, 2**62),
+        "cgroup_id": st.integers(0, 2**63 - 1),
+        "pid": pids,
+        "tid": pids,
+        "ppid": st.integers(0, events.PID_MAX_LIMIT),
+        "uid": u32,
+        "gid": u32,
+        "task_flags": st.sampled_from([0, events.TASK_PPID_UNKNOWN]),
+        "comm": names,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    common,
+    st.lists(st.binary(max_size=127).filter(lambda b: b"\0" not in b), max_size=32),
+    st.binary(max_size=255).filter(lambda b: b"\0" not in b),
+    st.integers(0, 0xF),
+)
+def test_fuzz_exec(c: dict[str, Any], argv: list[bytes], filename: bytes, flags: int) -> None:
+    assert_same("process_exec", exec_record(argv=argv, filename=filename, flags=flags, **c))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    common,
+    st.integers(0, 255),
+    st.integers(1, 64),
+    st.sampled_from([0, 1, 4, 5, 2, 6]),
+    st.integers(0, 10**9),
+)
+def test_fuzz_exit(c: dict[str, Any], code: int, sig: int, flags: int, start: int) -> None:
+    assert_same("process_exit", exit_record(exit_code=code, signal=sig, flags=flags, start_ns=start, **c))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    common,
+    st.binary(max_size=255).filter(lambda b: b"\0" not in b),
+    st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 0o7777),
+    st.integers(-4095, 2**31 - 1),
+    st.integers(0, 1),
+    st.integers(0, 1),
+)
+def test_fuzz_open(
+    c: dict[str, Any], path: bytes, oflags: int, mode: int, ret: int, sc: int, fl: int
+) -> None:
+    assert_same(
+        "file_open", open_record(path=path, open_flags=oflags, mode=mode, ret=ret, syscall=sc, flags=fl, **c)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    common,
+    st.sampled_from(["tcp_connect", "tcp_accept", "tcp_close"]),
+    st.booleans(),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.sampled_from([1, 2]),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=16, max_size=16),
+)
+def test_fuzz_tcp(
+    c: dict[str, Any], t: str, v6: bool, sport: int, dport: int, direction: int, s: bytes, d: bytes
+) -> None:
+    import ipaddress
+
+    fam = events.AF_INET6 if v6 else events.AF_INET
+    sa = str(ipaddress.IPv6Address(s)) if v6 else str(ipaddress.IPv4Address(s[:4]))
+    da = str(ipaddress.IPv6Address(d)) if v6 else str(ipaddress.IPv4Address(d[:4]))
+    assert_same(
+        t,
+        tcp_record(
+            t,
+            family=fam,
+            saddr=sa,
+            daddr=da,
+            sport=sport,
+            dport=dport,
+            direction=direction,
+            established_ns=c["boot_ns"] // 2,
+            **c,
+        ),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(events.STREAM_TYPES), st.data())
+def test_fuzz_corrupted_records_agree_too(event_type: str, data: st.DataObject) -> None:
+    raw = bytearray(BUILDERS[event_type]())
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    assert_same(event_type, bytes(raw[: data.draw(st.integers(0, len(raw)))]))
