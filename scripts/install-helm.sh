@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# helm for the chart tests, built from source through the Go module proxy: this
-# workplace reaches package registries only, so no prebuilt release binary can be
-# fetched. Installs to ~/.cache (outside git) and does nothing when the pinned
-# version is already there. The first build takes a few minutes on 2 cores.
+# helm for the chart tests, built from source through the Go module proxy: the
+# build and CI machines reach package registries only, so no prebuilt release
+# binary can be fetched. Installs to ~/.cache (outside git) and does nothing when the pinned
+# version is already there. A first build takes ~1.5 min on 2 cores and leaves
+# ~1.1 GiB in Go's module and build caches.
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
@@ -17,7 +18,7 @@ fi
 command -v go >/dev/null || { log "go is not installed; helm is built from source with it"; exit 1; }
 
 # Never let go fetch a different toolchain: only the proxy's modules are reachable.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local CGO_ENABLED=0
 
 # helm reports (and checks charts' kubeVersion against) the Kubernetes version set
 # at link time; without these flags it claims an old default. Its release build

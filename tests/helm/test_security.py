@@ -10,6 +10,7 @@ import yaml
 
 from producer import preflight
 from tests.helm.chart import CHART, CI_VALUES, Rendered, render, render_error
+from tests.helm.test_dockerfile import entrypoint
 from tests.helm.test_render import CASES
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -201,8 +202,6 @@ def _config_mount(out: Rendered) -> str:
 
 
 def test_config_is_mounted_where_the_image_entrypoint_reads_it() -> None:
-    from tests.helm.test_dockerfile import entrypoint
-
     ep = entrypoint()
     assert _config_mount(render()) == ep[ep.index("--config") + 1]
     assert "command" not in render().container and "args" not in render().container
