@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup demo test test-unit lint typecheck kafka-up kafka-down bench clean
+.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down bench clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# helm for the chart tests, built once from the Go module proxy into ~/.cache (outside git).
+tools:
+	@bash scripts/install-helm.sh
 
 kafka-up: setup
 	@bash scripts/kafka.sh up
@@ -39,7 +43,10 @@ typecheck: setup
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
-test: kafka-up lint typecheck
+test-helm: setup tools
+	$(PY) -m pytest tests/helm
+
+test: kafka-up tools lint typecheck
 	$(PY) -m pytest
 
 bench: kafka-up

@@ -90,6 +90,8 @@ class CollectorRunner:
     prefix: str
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    # Runs before the collector's command, e.g. setpriv to confine its capabilities.
+    wrapper: list[str] = field(default_factory=list)
     log_path: Path = field(init=False)
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -117,7 +119,7 @@ class CollectorRunner:
         wait_readers: bool = True,
     ) -> None:
         path = self.write_config(overrides)
-        cmd = [*CLI, "run", "--config", str(path)]
+        cmd = [*self.wrapper, *CLI, "run", "--config", str(path)]
         if duration is not None:
             cmd += ["--duration", str(duration)]
         self._log = self.log_path.open("wb")
