@@ -235,3 +235,43 @@ def test_syscall_counts_of_the_fresh_cgroup(run: Run) -> None:
     getppid = sum(s["count"] for v in mine for s in v["syscalls"] if s["name"] == "getppid")
     assert getppid >= run.work.getppid_calls
     assert all(v["total"] == sum(s["count"] for s in v["syscalls"]) for v in mine)
+
+
+def test_uid_and_cgroup_filters_in_the_kernel(broker: Broker, tmp_path: Path) -> None:
+    """A cgroup allow list (given as a path) admits only its processes; a uid deny list removes one user."""
+    root = procfs.cgroup2_mount()
+    assert root is not None
+    cg = root / f"ekp-filter-{uuid.uuid4().hex[:8]}"
+    cg.mkdir()
+    marker = f"f{uuid.uuid4().hex[:10]}"
+    c = CollectorRunner(broker=broker, prefix=f"t{uuid.uuid4().hex[:12]}", workdir=tmp_path)
+    try:
+        c.start(
+            {
+                "filters": {"cgroup": {"allow": [cg.name]}, "uid": {"deny": [4321]}},
+                "events": {"process_fork": {"enabled": False}},
+            }
+        )
+        inside = (
+            f"echo $$ > {cg}/cgroup.procs && /bin/true {marker} in && "
+            f"setpriv --reuid 4321 /bin/true {marker} denied"
+        )
+        subprocess.run(["sh", "-c", inside], check=True)
+        subprocess.run(["/bin/true", marker, "outside"], check=True)
+        assert c.stop() == 0
+    finally:
+        c.kill()
+        cg.rmdir()
+    execs = [
+        v
+        for v in (m.value for m in consume(broker.bootstrap, f"{c.prefix}.process_exec", idle_s=2))
+        if marker in v["argv"]
+    ]
+    # setpriv itself (uid 0, inside the cgroup) is collected; the /bin/true it runs as uid 4321 is not,
+    # and nothing from outside the cgroup is
+    trues = [v for v in execs if v["argv"][0] == "/bin/true"]
+    assert [v["argv"][-1] for v in trues] == ["in"], [(v["argv"], v["uid"]) for v in execs]
+    assert not [v for v in execs if v["uid"] == 4321]
+    assert {v["cgroup_id"] for v in execs} == {trues[0]["cgroup_id"]}
+    report = final_report(broker.bootstrap, c.prefix)
+    assert counter(report, "filtered", "process_exec") >= 2  # the denied uid and the process outside
