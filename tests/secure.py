@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "alice"
@@ -46,7 +51,16 @@ class Pki:
 
         def leaf(name: str, cn: str, san: str, ext_usage: str, key_args: list[str]) -> tuple[Path, Path]:
             key, csr, crt, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem", d / f"{name}.ext"
-            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key), *key_args)
+            _openssl(
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                str(key),
+                *key_args,
+            )
             passin = ["-passin", key_args[-1]] if key_args else []
             _openssl("req", "-new", "-key", str(key), "-out", str(csr), "-subj", f"/CN={cn}", *passin)
             ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={ext_usage}\nbasicConstraints=CA:FALSE\n")
@@ -130,7 +144,9 @@ class SecuredBroker:
     def write_properties(self) -> None:
         p, pki = self.pki, self.pki
         jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}="{self.password}";'
+        plain = (
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}="{self.password}";'
+        )
         lines = [
             f"listeners=SASL_SSL://127.0.0.1:{self.port},WRONGHOST://127.0.0.1:{self.wrong_host_port},"
             f"INTERNAL://127.0.0.1:{self.internal_port},CONTROLLER://127.0.0.1:{self.controller_port}",
@@ -161,7 +177,9 @@ class SecuredBroker:
 
     def up(self) -> None:
         self.down()  # an instance left behind by an interrupted session holds the ports
-        shutil.rmtree(self.run_dir, ignore_errors=True)  # formatted afresh: the SCRAM users are this session's
+        shutil.rmtree(
+            self.run_dir, ignore_errors=True
+        )  # formatted afresh: the SCRAM users are this session's
         self.write_properties()
         subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "up"], check=True, env=self._env())
 
