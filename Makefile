@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup demo test test-unit lint typecheck kafka-up kafka-down bench clean
+.PHONY: setup demo test test-unit lint typecheck kafka-up kafka-down registry-fetch bench clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
@@ -26,6 +26,10 @@ kafka-up: setup
 kafka-down:
 	@bash scripts/kafka.sh down
 
+# The schema registry the tests run (Apicurio, Confluent-compatible API); each test session starts its own.
+registry-fetch: setup
+	@bash scripts/registry.sh fetch
+
 demo: kafka-up
 	@bash scripts/demo.sh
 
@@ -39,7 +43,7 @@ typecheck: setup
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
-test: kafka-up lint typecheck
+test: kafka-up registry-fetch lint typecheck
 	$(PY) -m pytest
 
 bench: kafka-up

@@ -73,6 +73,7 @@ class Supervisor:
         self._page: tuple[str, Health] = ("", self.health)
         self.metrics: MetricsServer | None = None
         self.schema_ids: dict[str, int] = {}  # schema name -> registry id; empty: single-object framing
+        self.slots: list[ReaderSlot] = []
 
     # -- signals -------------------------------------------------------------------------------
 
