@@ -367,6 +367,12 @@ class Supervisor:
         if self.metrics is not None:
             self.metrics.stop()
         for b in snap.balances.values():
+            # Counts are per CPU: summed here, so one CPU's row cannot hide another's.
+            reasons: dict[str, int] = {}
+            for (event_type, _cpu, reason, code), v in snap.counts.items():
+                if event_type == b.event_type and reason not in ("seen", "delivered", "filtered"):
+                    key = f"drop_{reason}" + (f"_{code}" if code else "")
+                    reasons[key] = reasons.get(key, 0) + v
             log.info(
                 "ledger_final",
                 event_type=b.event_type,
@@ -375,11 +381,7 @@ class Supervisor:
                 dropped=b.dropped,
                 in_flight=b.in_flight,
                 filtered=b.filtered,
-                **{
-                    f"drop_{k[2]}" + (f"_{k[3]}" if k[3] else ""): v
-                    for k, v in snap.counts.items()
-                    if k[0] == b.event_type and k[2] not in ("seen", "delivered", "filtered")
-                },
+                **reasons,
             )
         if left:
             log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")
