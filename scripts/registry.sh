@@ -42,10 +42,13 @@ up() {
   if alive && answers; then log "already up at $api"; return 0; fi
   mkdir -p "$run"
   if ! alive; then
-    (cd "$run" && nohup java -Xms64m -Xmx512m -Djava.awt.headless=true \
-      -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
-      -jar "$home/apicurio-registry-app-$version-runner.jar" >"$run/registry.log" 2>&1 &
-      echo $! > "$pidfile")
+    (
+      cd "$run"
+      nohup java -Xms64m -Xmx512m -Djava.awt.headless=true \
+        -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
+        -jar "$home/apicurio-registry-app-$version-runner.jar" >"$run/registry.log" 2>&1 &
+      echo $! > "$pidfile"
+    )
   fi
   for _ in $(seq 1 120); do
     if answers; then log "up at $api (pid $(cat "$pidfile"), log $run/registry.log)"; return 0; fi

@@ -1,0 +1,222 @@
+"""Schema registry: a real Apicurio Registry (Confluent-compatible API), checked with Confluent's own client.
+
+What makes the framing right is that confluent-kafka's AvroDeserializer, given
+only the registry, decodes what the collector wrote.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from producer import codec, config, registry, sink
+from producer.errors import RegistryError, RegistryUnavailableError
+from producer.events import decode_process_exec
+from tests.conftest import Registry, registry_script
+from tests.helpers import CLI, ROOT, Broker, CollectorRunner, assert_identity, http_get, iter_json_lines
+from tests.unit.conftest import CTX
+from tests.unit.rawrecords import exec_record
+
+
+def exec_dict(*argv: str) -> dict[str, Any]:
+    return decode_process_exec(
+        exec_record(argv=[a.encode() for a in argv]), 0, CTX, 1_700_000_000_000_000_000
+    )
+
+
+def registry_config(url: str, prefix: str, bootstrap: str = "127.0.0.1:9092") -> config.Config:
+    return config.validate(
+        {"kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix}, "schema_registry": {"url": url}}
+    )
+
+
+def test_registration_is_what_confluent_clients_find(schema_registry: Registry) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    cfg = registry_config(schema_registry.url, prefix)
+    reg = registry.Registry(cfg.schema_registry)
+    subjects = registry.subjects(cfg)
+    assert subjects == {
+        "process_exec": f"{prefix}.process_exec-value",
+        "drop_report": f"{prefix}.drops-value",
+    }
+    ids = {name: reg.register(subject, codec.load_schema(name)) for name, subject in subjects.items()}
+    assert len(set(ids.values())) == 2
+    # registering again is idempotent: the same ids
+    assert {name: reg.register(s, codec.load_schema(name)) for name, s in subjects.items()} == ids
+
+    client = SchemaRegistryClient({"url": schema_registry.url})
+    for name, subject in subjects.items():
+        assert client.get_latest_version(subject).schema_id == ids[name]
+        got = codec.parse_schema(name, reg.schema_text(ids[name]), "registry")
+        assert got.canonical == codec.load_schema(name).canonical
+
+    # what we frame, Confluent's deserializer decodes with nothing but the registry
+    record = exec_dict("/bin/echo", "hello")
+    framed = codec.Encoder(
+        codec.load_schema("process_exec"), header=codec.confluent_header(ids["process_exec"])
+    )
+    value = framed.encode(record)
+    assert value[:5] == b"\x00" + ids["process_exec"].to_bytes(4, "big")
+    decoded = AvroDeserializer(client)(
+        value, SerializationContext(f"{prefix}.process_exec", MessageField.VALUE)
+    )
+    assert decoded["argv"] == ["/bin/echo", "hello"]
+    assert decoded["pid"] == record["pid"]
+    assert int(decoded["timestamp"].timestamp() * 1_000_000) == record["timestamp"]
+
+
+def test_registry_errors_are_ours(schema_registry: Registry) -> None:
+    reg = registry.Registry(registry_config(schema_registry.url, "x").schema_registry)
+    with pytest.raises(RegistryError, match=r"schema id 987654: HTTP 404") as e:
+        reg.schema_text(987654)
+    assert not isinstance(e.value, RegistryUnavailableError)  # an answer, not worth retrying
+    down = registry.Registry(registry_config("http://127.0.0.1:1/apis/ccompat/v7", "x").schema_registry)
+    with pytest.raises(
+        RegistryUnavailableError, match=r"^schema registry http://127.0.0.1:1/apis/ccompat/v7: "
+    ):
+        down.register("x-value", codec.load_schema("drop_report"))
+
+
+@pytest.mark.broker
+def test_tail_decodes_both_framings(schema_registry: Registry, broker: Broker, tmp_path: Path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    cfg = registry_config(schema_registry.url, prefix, broker.bootstrap)
+    topic = cfg.kafka.topic("process_exec")
+    schema = codec.load_schema("process_exec")
+    sid = registry.Registry(cfg.schema_registry).register(registry.subject(topic), schema)
+    p = sink.new_producer(cfg.kafka, "test")
+    p.produce(topic, codec.Encoder(schema).encode(exec_dict("/bin/single", "object")))
+    p.produce(
+        topic, codec.Encoder(schema, header=codec.confluent_header(sid)).encode(exec_dict("/bin/confluent"))
+    )
+    assert p.flush(30) == 0
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap_servers": broker.bootstrap},
+                "schema_registry": {"url": schema_registry.url},
+            }
+        )
+    )
+    args = ["tail", "-t", topic, "--from-beginning", "-n", "2", "--idle-timeout", "20"]
+    out = subprocess.run(
+        [*CLI, *args, "--config", str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    lines = list(iter_json_lines(out.stdout))
+    assert [(ln.get("schema"), ln.get("value", {}).get("argv")) for ln in lines] == [
+        ("process_exec", ["/bin/single", "object"]),
+        ("process_exec", ["/bin/confluent"]),
+    ], out.stdout
+    # without the registry, the Confluent-framed message says what is missing (and tail goes on)
+    bare = subprocess.run(
+        [*CLI, *args, "-b", broker.bootstrap], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    errors = [ln.get("error") for ln in iter_json_lines(bare.stdout)]
+    assert errors == [
+        None,
+        f"Confluent wire format (schema id {sid}) and no schema registry to ask "
+        "(give a config with schema_registry.url)",
+    ], bare.stdout
+
+
+# -- the collector with a registry ------------------------------------------------------------------
+
+
+def raw_messages(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[Any]:
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
+    try:
+        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out = []
+        while (m := c.poll(idle_s)) is not None:
+            if not m.error():
+                out.append(m)
+        return out
+    finally:
+        c.close()
+
+
+@pytest.mark.kernel
+@pytest.mark.broker
+def test_exec_end_to_end_in_the_confluent_wire_format(
+    schema_registry: Registry, collector: CollectorRunner
+) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    collector.start({"schema_registry": {"url": schema_registry.url}})
+    subprocess.run(["/bin/sh", "-c", "exit 0", marker], check=True)
+    assert collector.stop() == 0
+
+    client = SchemaRegistryClient({"url": schema_registry.url})
+    deserialize = AvroDeserializer(client)
+    decoded = {}
+    for kind in ("process_exec", "drops"):
+        topic = f"{collector.prefix}.{kind}"
+        sid = client.get_latest_version(f"{topic}-value").schema_id
+        msgs = raw_messages(collector.broker.bootstrap, topic)
+        assert msgs
+        for m in msgs:
+            assert m.value()[:5] == b"\x00" + sid.to_bytes(4, "big")
+            assert dict(m.headers())["content-type"] == b"application/vnd.confluent.avro"
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        decoded[kind] = [deserialize(m.value(), ctx) for m in msgs]
+    mine = [v for v in decoded["process_exec"] if marker in v["argv"]]
+    assert len(mine) == 1 and mine[0]["argv"] == ["/bin/sh", "-c", "exit 0", marker]
+    final = [r for r in decoded["drops"] if r["final"]]
+    assert final and assert_identity(final[-1])["delivered"] == len(decoded["process_exec"])
+    assert "schemas_registered" in collector.log()
+
+
+@pytest.mark.kernel
+def test_registry_down_at_start_waits_not_ready_then_proceeds(
+    collector: CollectorRunner, tmp_path: Path
+) -> None:
+    port = 18082
+    late = Registry(f"http://127.0.0.1:{port}/apis/ccompat/v7", port, tmp_path / "late-registry")
+    collector.start({"schema_registry": {"url": late.url}}, wait_readers=False)
+    try:
+        collector.wait_for_log("schema_registry_unavailable", timeout=60)
+        metrics = collector.metrics_port()
+        status, body = http_get(metrics, "/readyz")
+        assert (status, body) == (503, "bpf_attached=False kafka_reachable=False schemas_registered=False\n")
+        assert http_get(metrics, "/healthz") == (200, "ok\n")
+        assert "ebpf_producer_schemas_registered 0" in http_get(metrics, "/metrics")[1]
+        assert "bpf_compiled" not in collector.log() and "collector_started" not in collector.log()
+        registry_script("up", port, late.run_dir)
+        collector.wait_for_log("schemas_registered", timeout=60)  # backoff is at most 30 s
+        collector.wait_for_log("reader_started", timeout=60)
+        deadline = time.monotonic() + 30
+        while http_get(metrics, "/readyz")[0] != 200:
+            assert time.monotonic() < deadline, http_get(metrics, "/readyz")
+            time.sleep(0.5)
+        assert collector.stop() == 0
+    finally:
+        registry_script("down", port, late.run_dir)
+    waits = collector.log_events("schema_registry_unavailable")
+    assert waits[0]["error"].startswith(f"schema registry {late.url}: no answer")
+
+
+@pytest.mark.kernel
+def test_sigterm_while_waiting_for_the_registry_exits_cleanly(collector: CollectorRunner) -> None:
+    collector.start({"schema_registry": {"url": "http://127.0.0.1:1/apis/ccompat/v7"}}, wait_readers=False)
+    collector.wait_for_log("schema_registry_unavailable", timeout=60)
+    t0 = time.monotonic()
+    collector.signal(signal.SIGTERM)
+    assert collector.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    log = collector.log()
+    assert "collector_stopped" in log and "bpf_compiled" not in log and "reader_started" not in log
