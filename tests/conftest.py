@@ -63,14 +63,20 @@ def own_broker(broker: Broker) -> Broker:
 
 
 @pytest.fixture(scope="session")
-def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA, server certificates (the right host and a wrong one) and a client certificate."""
+    return Pki.make(tmp_path_factory.mktemp("pki"), new_password())
+
+
+@pytest.fixture(scope="session")
+def secured_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SecuredBroker]:
     """A broker of our own that speaks only SASL_SSL (SCRAM, mutual TLS) to clients."""
     d = tmp_path_factory.mktemp("secured")
     password = new_password()
     password_file = d / "alice.password"
     password_file.write_text(password + "\n")
     run_dir = Path(os.environ.get("EKP_TEST_SECURED_KAFKA_RUN", "/tmp/ekp-sasl-kafka"))
-    b = SecuredBroker(Pki.make(d / "pki", new_password()), password, password_file, run_dir)
+    b = SecuredBroker(pki, password, password_file, run_dir)
     b.up()
     try:
         yield b

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from producer import codec, config, registry, sink
 from producer.errors import RegistryError, RegistryUnavailableError
 from producer.events import decode_process_exec
+from tests.authproxy import AuthProxy
 from tests.conftest import Registry, registry_script
 from tests.helpers import CLI, ROOT, Broker, CollectorRunner, assert_identity, http_get, iter_json_lines
+from tests.secure import Pki, new_password
 from tests.unit.conftest import CTX
 from tests.unit.rawrecords import exec_record
 
@@ -86,6 +89,90 @@ def test_registry_errors_are_ours(schema_registry: Registry) -> None:
         RegistryUnavailableError, match=r"^schema registry http://127.0.0.1:1/apis/ccompat/v7: "
     ):
         down.register("x-value", codec.load_schema("drop_report"))
+
+
+@pytest.fixture
+def auth_proxy(schema_registry: Registry, pki: Pki) -> Iterator[tuple[AuthProxy, str]]:
+    password = new_password()
+    upstream = schema_registry.url.removesuffix("/apis/ccompat/v7")
+    proxy = AuthProxy(upstream, pki.server_keystore, "sr-user", password)
+    yield proxy, password
+    proxy.close()
+
+
+def test_https_and_basic_auth(auth_proxy: tuple[AuthProxy, str], pki: Pki, tmp_path: Path) -> None:
+    proxy, password = auth_proxy
+    url = f"https://127.0.0.1:{proxy.port}/apis/ccompat/v7"
+    good, wrong = tmp_path / "password", tmp_path / "wrong"
+    good.write_text(password + "\n")
+    wrong.write_text("not-" + password)
+
+    def reg(**over: str) -> registry.Registry:
+        section = {
+            "url": url,
+            "username": "sr-user",
+            "password_file": str(good),
+            "ca_file": str(pki.ca),
+            **over,
+        }
+        return registry.Registry(config.validate({"schema_registry": section}).schema_registry)
+
+    subject = f"t{uuid.uuid4().hex[:12]}.drops-value"
+    sid = reg().register(subject, codec.load_schema("drop_report"))
+    # Confluent's client, given the same credentials and CA, finds what we registered
+    client = SchemaRegistryClient(
+        {"url": url, "basic.auth.user.info": f"sr-user:{password}", "ssl.ca.location": str(pki.ca)}
+    )
+    assert client.get_latest_version(subject).schema_id == sid
+
+    with pytest.raises(RegistryError) as e:
+        reg(password_file=str(wrong)).register(subject, codec.load_schema("drop_report"))
+    assert str(e.value) == (
+        f"schema registry {url}: registering {subject}: HTTP 401 (Unauthorized); check "
+        "schema_registry.username and the password in schema_registry.password_file"
+    )
+    assert not isinstance(e.value, RegistryUnavailableError)
+    with pytest.raises(
+        RegistryError, match=r": TLS certificate verification failed \(.*\); check schema_registry"
+    ):
+        reg(ca_file="").schema_text(sid)  # the system's CAs do not know the test CA
+    assert password not in str(e.value)
+
+
+@pytest.mark.kernel
+@pytest.mark.broker
+def test_registry_refusal_is_one_line_before_any_bpf(
+    auth_proxy: tuple[AuthProxy, str], pki: Pki, broker: Broker, tmp_path: Path
+) -> None:
+    proxy, password = auth_proxy
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-" + password)
+    url = f"https://127.0.0.1:{proxy.port}/apis/ccompat/v7"
+    section = {"url": url, "username": "sr-user", "password_file": str(wrong), "ca_file": str(pki.ca)}
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap_servers": broker.bootstrap},
+                "schema_registry": section,
+                "metrics": {"listen": ""},
+            }
+        )
+    )
+    p = subprocess.run(
+        [*CLI, "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert p.returncode == 7, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith(f"ebpf-producer: schema registry {url}: registering "), p.stderr
+    assert "HTTP 401" in lines[-1] and "schema_registry.password_file" in lines[-1]
+    assert "bpf_compiled" not in p.stderr and "Traceback" not in p.stderr
+    assert password not in p.stderr
 
 
 @pytest.mark.broker
