@@ -7,6 +7,7 @@ exit code; nothing else is caught here, so a bug still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import datetime as dt
 import faulthandler
@@ -124,7 +125,7 @@ def _tail(args: argparse.Namespace) -> int:
     servers = args.bootstrap_servers or cfg.kafka.bootstrap_servers
     schemas = codec.load_all()
     by_id = _registry_lookup(cfg, schemas) if cfg.schema_registry.enabled else None
-    errors: list[Any] = []
+    errors: collections.deque[Any] = collections.deque(maxlen=16)  # tail may run for days
     consumer = Consumer(
         {
             **sink.connection_config(cfg.kafka, servers),

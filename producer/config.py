@@ -312,6 +312,12 @@ def _client(value: Any, dotted: str) -> dict[str, str | int | float | bool]:
                 f"TLS and SASL settings belong in kafka.security (secrets are read from files "
                 f"there); use kafka.security.{_SECURITY_CLIENT_KEYS[k]}",
             )
+        if k == "enable.ssl.certificate.verification":
+            raise _fail(
+                key,
+                "would accept any certificate, so TLS would prove nothing; not supported "
+                "(kafka.security.verify_hostname: false relaxes only the host name check)",
+            )
         if k.startswith(_SECRET_CLIENT_PREFIXES) or "password" in k or "secret" in k:
             raise _fail(
                 key,

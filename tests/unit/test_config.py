@@ -102,6 +102,10 @@ SECURITY_CASES = [
         "use kafka.security.verify_hostname",
     ),
     ({"kafka": {"client": {"ssl.key.pem": "-----BEGIN"}}}, "kafka.client.ssl.key.pem: can carry credentials"),
+    (
+        {"kafka": {"client": {"enable.ssl.certificate.verification": False}}},
+        "kafka.client.enable.ssl.certificate.verification: would accept any certificate",
+    ),
     ({"kafka": {"client": {"sasl.oauthbearer.client.secret": "s"}}}, "can carry credentials or key material"),
     ({"schema_registry": {"url": "ftp://r:1"}}, "schema_registry.url: must be an http:// or https:// URL"),
     (
