@@ -4,7 +4,7 @@
  * ledger counters kept beside them. This header is the single definition of
  * the kernel side; producer/events.py mirrors it for the decoder and the
  * loader compares the two against the compiler's own layout at every start
- * (see producer/loader.py: check_layouts), so they cannot drift silently.
+ * (producer/loader.py: check_layouts), so they cannot drift silently.
  *
  * Sizes are parameters set with -D by the loader (from the config), never by
  * editing this text.
@@ -14,7 +14,14 @@
 
 /* Event type ids: the index into ekp_counters and the `type` of a header. */
 #define EKP_EVENT_PROCESS_EXEC 0
-#define EKP_EVENT_TYPES 1
+#define EKP_EVENT_PROCESS_EXIT 1
+#define EKP_EVENT_PROCESS_FORK 2
+#define EKP_EVENT_FILE_OPEN 3
+#define EKP_EVENT_TCP_CONNECT 4
+#define EKP_EVENT_TCP_ACCEPT 5
+#define EKP_EVENT_TCP_CLOSE 6
+#define EKP_EVENT_SYSCALL_COUNTS 7
+#define EKP_EVENT_TYPES 8
 
 #ifndef EKP_MAX_ARGS
 #define EKP_MAX_ARGS 32
@@ -23,16 +30,34 @@
 #define EKP_MAX_ARG_LEN 128
 #endif
 #define EKP_ARGS_BUF (EKP_MAX_ARGS * EKP_MAX_ARG_LEN)
-#define EKP_FILENAME_LEN 256
+#define EKP_PATH_LEN 256
 #define EKP_COMM_LEN 16
+
+/* ekp_task.flags */
+#define EKP_TASK_PPID_UNKNOWN (1U << 0)  /* the parent was not tracked */
+#define EKP_TASK_OWNER_UNKNOWN (1U << 1) /* network: the socket's process was not seen */
+#define EKP_TASK_FLAGS_ALL 0x3U
 
 /* process_exec flags */
 #define EKP_EXEC_ARGV_TRUNCATED   (1U << 0) /* more than EKP_MAX_ARGS arguments */
 #define EKP_EXEC_ARG_TRUNCATED    (1U << 1) /* an argument reached EKP_MAX_ARG_LEN */
 #define EKP_EXEC_FILENAME_TRUNCATED (1U << 2)
 #define EKP_EXEC_ARGV_MISSING     (1U << 3) /* the syscall entry was not seen (exec began before attach) */
-#define EKP_EXEC_PPID_UNKNOWN     (1U << 4) /* the parent was not tracked */
-#define EKP_EXEC_FLAGS_ALL        0x1fU
+#define EKP_EXEC_FLAGS_ALL        0xfU
+
+/* process_exit flags */
+#define EKP_EXIT_CODE_KNOWN  (1U << 0) /* exit_code holds the exit_group()/exit() argument */
+#define EKP_EXIT_SIGNALED    (1U << 1) /* killed by `signal` (a fatal signal with the default action) */
+#define EKP_EXIT_START_KNOWN (1U << 2) /* start_ns holds the fork (or first exec) time */
+#define EKP_EXIT_FLAGS_ALL   0x7U
+
+/* file_open.syscall */
+#define EKP_OPEN_OPENAT 0
+#define EKP_OPEN_OPENAT2 1
+
+/* tcp direction */
+#define EKP_TCP_OUTBOUND 1
+#define EKP_TCP_INBOUND 2
 
 /* Common header of every record. */
 struct ekp_header {
@@ -42,27 +67,111 @@ struct ekp_header {
 	__u32 cpu;     /* CPU whose perf buffer receives the record */
 };
 
-struct ekp_process_exec {
-	struct ekp_header hdr;
-	__u64 cgroup_id;
-	__u32 pid; /* tgid */
+/* The process an event belongs to: the common fields of every record. */
+struct ekp_task {
+	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup directory) */
+	__u32 pid;       /* tgid */
+	__u32 tid;
 	__u32 ppid;
 	__u32 uid;
 	__u32 gid;
+	__u32 flags;     /* EKP_TASK_* */
+	char comm[EKP_COMM_LEN];
+};
+
+struct ekp_process_exec {
+	struct ekp_header hdr;
+	struct ekp_task task;
 	__s32 retval;
 	__u32 flags;        /* EKP_EXEC_* */
 	__u16 args_count;   /* strings in args[] */
 	__u16 args_size;    /* bytes of args[] in use, NULs included */
-	char comm[EKP_COMM_LEN];
-	char filename[EKP_FILENAME_LEN];
+	__u32 _pad;
+	char filename[EKP_PATH_LEN];
 	char args[EKP_ARGS_BUF]; /* NUL-separated; only args_size bytes are submitted */
+};
+
+struct ekp_process_exit {
+	struct ekp_header hdr;
+	struct ekp_task task;
+	__u64 start_ns;   /* boot_ns of the fork (or first exec) seen; valid with EKP_EXIT_START_KNOWN */
+	__s32 exit_code;  /* valid with EKP_EXIT_CODE_KNOWN */
+	__u32 signal;     /* valid with EKP_EXIT_SIGNALED */
+	__u32 flags;      /* EKP_EXIT_* */
+	__u32 _pad;
+};
+
+struct ekp_process_fork {
+	struct ekp_header hdr;
+	struct ekp_task task; /* the parent */
+	__u32 child_pid;
+	__u32 _pad;
+};
+
+struct ekp_file_open {
+	struct ekp_header hdr;
+	struct ekp_task task;
+	__u64 open_flags; /* O_* as passed */
+	__u32 mode;
+	__s32 ret;        /* the new fd, or -errno */
+	__u16 syscall;    /* EKP_OPEN_* */
+	__u16 path_size;  /* bytes of path[] in use, NUL included */
+	__u32 flags;      /* bit 0: path truncated */
+	char path[EKP_PATH_LEN]; /* as passed (relative paths stay relative); only path_size bytes are submitted */
+};
+
+/* tcp_connect, tcp_accept and tcp_close share one layout. */
+struct ekp_tcp {
+	struct ekp_header hdr;
+	struct ekp_task task; /* the socket's process, recorded at connect()/listen() */
+	__u64 established_ns; /* boot_ns when the connection was established (close: lifetime = hdr.boot_ns - this) */
+	__u16 family;         /* AF_INET / AF_INET6 */
+	__u16 sport;
+	__u16 dport;
+	__u8 direction;       /* EKP_TCP_* */
+	__u8 _pad;
+	__u8 saddr[16];       /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
 };
 
 /* Per-CPU counters per event type: the kernel's half of the drop ledger. */
 struct ekp_counters {
 	__u64 seen;          /* passed the filters; about to be submitted */
-	__u64 submit_failed; /* bpf_perf_event_output() failed (buffer full, no reader) */
+	__u64 submit_failed; /* bpf_perf_event_output() failed (buffer full, no reader) or a map was full */
 	__u64 filtered;      /* excluded by configuration; not a drop */
+};
+
+/* syscall_counts: per-CPU counts per (cgroup, syscall), read and published by user space. */
+struct ekp_syscall_key {
+	__u64 cgroup_id;
+	__u32 nr;
+	__u32 _pad;
+};
+
+/* Filters, set by user space from the config. */
+#define EKP_FILTER_ALLOW 1
+#define EKP_FILTER_DENY 2
+#define EKP_FILTER_COMM_ALLOW   (1U << 0) /* an allow list exists: values not in it are filtered */
+#define EKP_FILTER_UID_ALLOW    (1U << 1)
+#define EKP_FILTER_PID_ALLOW    (1U << 2)
+#define EKP_FILTER_CGROUP_ALLOW (1U << 3)
+#define EKP_FILTER_PATH_ALLOW   (1U << 4)
+#define EKP_PREFIX_LEN 64 /* prefixes are at most EKP_PREFIX_LEN - 1 bytes */
+#define EKP_PREFIXES 8
+
+struct ekp_filter_config {
+	__u32 flags; /* EKP_FILTER_*_ALLOW */
+	__u32 prefixes; /* entries in use in ekp_filter_prefix */
+};
+
+struct ekp_comm_key {
+	char comm[EKP_COMM_LEN];
+};
+
+/* Key of the path prefix map: a prefix, zero-padded, with its length. */
+struct ekp_prefix {
+	__u32 len;
+	char bytes[EKP_PREFIX_LEN];
 };
 
 #endif /* EKP_EVENTS_H */

@@ -1,19 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The kernel half of the drop ledger, included by every event program
- * (bpf/<event_type>.bpf.c). Each event program is its own BPF module (BCC only
- * generates tracepoint argument structs for the main file), so each has its
- * own copy of this map, indexed by event type.
- *
- * BCC rewrites map method calls (map.lookup(...)) only in the main file, so
- * the lookup stays in the event program and these helpers take its result.
+ * The kernel half of the drop ledger: per-CPU counters per event type, and
+ * the stamp every record gets before it is submitted. Map-free helpers only
+ * (BCC rewrites map calls in the main file alone): the caller looks up the
+ * counters and passes them in.
  */
 #ifndef EKP_LEDGER_BPF_H
 #define EKP_LEDGER_BPF_H
 
 #include "events.h"
+#include "records.bpf.h"
 
-/* Index = event type. Per-CPU, so the sequence and counters need no locks. */
+/* Index = event type. Per-CPU, so the sequence and counters need no locks between CPUs. */
 BPF_PERCPU_ARRAY(ekp_counters, struct ekp_counters, EKP_EVENT_TYPES);
 /* Never read: gives the loader the compiler's layout of the counters. */
 BPF_ARRAY(ekp_layout_counters, struct ekp_counters, 1);

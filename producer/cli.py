@@ -108,13 +108,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def _print_bpf(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from .loader import MODULES, cflags
+    from .loader import SOURCE, cflags
 
-    flags = cflags(cfg)
-    for name in cfg.events.enabled():
-        src = codec.project_dir("bpf") / MODULES[name].source
-        print(f"// ---- {src}\n// cflags: {' '.join(flags)}\n")
-        print(src.read_text())
+    bpf_dir = codec.project_dir("bpf")
+    print(f"// cflags: {' '.join(cflags(cfg))}")
+    # the main file, then the headers it includes, in the order the compiler reads them
+    for name in (SOURCE, "ledger.bpf.h", "records.bpf.h", "events.h"):
+        print(f"\n// ---- {bpf_dir / name}\n")
+        print((bpf_dir / name).read_text())
     return 0
 
 
@@ -228,14 +229,11 @@ def _brief(out: dict[str, Any]) -> str:
     v = out.get("value")
     if v is None:
         return f"{out['topic']}@{out['offset']}: {out.get('error')}"
-    if out.get("schema") == "process_exec":
+    schema = out.get("schema")
+    if schema in _BRIEF:
         ts = v["timestamp"].strftime("%H:%M:%S.%f")[:-3]
-        ppid = "-" if v["ppid"] is None else v["ppid"]
-        flags = "".join(f" [{f}]" for f in ("argv_truncated", "argv_missing", "strings_escaped") if v[f])
-        return (
-            f"{ts} cpu={v['cpu']} seq={v['seq']} pid={v['pid']} ppid={ppid} uid={v['uid']} "
-            f"comm={v['comm']} argv={' '.join(v['argv'])!r}{flags}"
-        )
+        head = f"{ts} {schema} cpu={v['cpu']} seq={v['seq']} pid={v['pid']} comm={v['comm']}"
+        return f"{head} {_BRIEF[schema](v)}{' [strings_escaped]' if v['strings_escaped'] else ''}"
     if out.get("schema") == "drop_report":
         bal = ", ".join(
             f"{b['event_type']}: seen={b['seen']} delivered={b['delivered']} dropped={b['dropped']} "
@@ -250,6 +248,25 @@ def _brief(out: dict[str, Any]) -> str:
         final = " (final)" if v["final"] else ""
         return f"drop report #{v['report_seq']}{final}: {bal}; drops: {drops or 'none'}"
     return json.dumps(out, default=_json_default)
+
+
+_BRIEF: dict[str, Any] = {
+    "process_exec": lambda v: f"ppid={v['ppid']} uid={v['uid']} argv={' '.join(v['argv'])!r}",
+    "process_exit": lambda v: (
+        (f"exit_code={v['exit_code']}" if v["signal"] is None else f"signal={v['signal_name']}")
+        + (f" lifetime={v['lifetime_ns'] / 1e9:.3f}s" if v["lifetime_ns"] is not None else "")
+    ),
+    "process_fork": lambda v: f"child_pid={v['child_pid']}",
+    "file_open": lambda v: (
+        f"{v['path']!r} {'|'.join(v['flag_names'])} -> {v['fd'] if v['fd'] is not None else v['error']}"
+    ),
+    "tcp_connect": lambda v: f"{v['saddr']}:{v['sport']} -> {v['daddr']}:{v['dport']}",
+    "tcp_accept": lambda v: f"{v['saddr']}:{v['sport']} <- {v['daddr']}:{v['dport']}",
+    "tcp_close": lambda v: (
+        f"{v['saddr']}:{v['sport']} x {v['daddr']}:{v['dport']} {v['direction']} "
+        f"lifetime={v['lifetime_ns'] / 1e9:.3f}s"
+    ),
+}
 
 
 def _json_default(o: Any) -> Any:

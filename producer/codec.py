@@ -16,6 +16,7 @@ The choice is made once, by the header an Encoder is given; `decode` reads both.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -87,9 +88,12 @@ def parse_schema(name: str, text: str, where: str) -> Schema:
 
 
 def load_all(directory: Path | None = None) -> dict[bytes, Schema]:
-    """Every schema in schemas/, by fingerprint."""
+    """Every schema in schemas/, current and released (messages written by older versions), by fingerprint."""
     d = directory or project_dir("schemas")
     out: dict[bytes, Schema] = {}
+    for path in sorted(d.glob("released/*/v*.avsc")):
+        s = load_schema(path.stem, path.parent)
+        out[s.fingerprint] = dataclasses.replace(s, name=path.parent.name)
     for path in sorted(d.glob("*.avsc")):
         s = load_schema(path.stem, d)
         out[s.fingerprint] = s

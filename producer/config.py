@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .events import EVENT_TYPE_IDS
 
 # librdkafka settings the collector owns: overriding them would break the
 # ledger (delivery reports, idempotence) rather than tune it.
@@ -54,7 +55,6 @@ _SECURITY_CLIENT_KEYS = {
 # Anything else that can hold a credential or key material inline.
 _SECRET_CLIENT_PREFIXES = ("sasl.", "ssl.key", "ssl.keystore", "ssl.certificate", "ssl.ca", "ssl_")
 
-EVENT_TYPES = ("process_exec",)
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 
@@ -85,6 +85,15 @@ class SecurityConfig:
         """(dotted key, path) of every file this section names."""
         names = ("ca_file", "cert_file", "key_file", "key_password_file", "password_file")
         return [(f"kafka.security.{n}", getattr(self, n)) for n in names if getattr(self, n)]
+
+
+# Every event type, in the order topics and ledger rows are listed (bpf/events.h numbers them).
+EVENT_TYPES = tuple(EVENT_TYPE_IDS)
+
+
+def _items(kind: type | tuple[type, ...]) -> dict[str, Any]:
+    """Metadata for a list setting: the type its items must have."""
+    return {"items": kind}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,11 +144,81 @@ class ProcessExecConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToggleConfig:
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefixList:
+    allow: tuple[str, ...] = field(default=(), metadata=_items(str))
+    deny: tuple[str, ...] = field(default=(), metadata=_items(str))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileOpenConfig:
+    # Off by default: every open() on a node is a lot of events; enable it with path filters.
+    enabled: bool = False
+    include_failed: bool = True
+    path_prefixes: PrefixList = field(default_factory=PrefixList)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyscallCountsConfig:
+    # Off by default: it runs on every syscall of the node.
+    enabled: bool = False
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventsConfig:
     process_exec: ProcessExecConfig = field(default_factory=ProcessExecConfig)
+    process_exit: ToggleConfig = field(default_factory=ToggleConfig)
+    process_fork: ToggleConfig = field(default_factory=ToggleConfig)
+    file_open: FileOpenConfig = field(default_factory=FileOpenConfig)
+    tcp_connect: ToggleConfig = field(default_factory=ToggleConfig)
+    tcp_accept: ToggleConfig = field(default_factory=ToggleConfig)
+    tcp_close: ToggleConfig = field(default_factory=ToggleConfig)
+    syscall_counts: SyscallCountsConfig = field(default_factory=SyscallCountsConfig)
 
     def enabled(self) -> tuple[str, ...]:
-        return tuple(name for name in EVENT_TYPES if getattr(self, name).enabled)
+        """Enabled event types carried by perf buffers (syscall_counts is published from a map)."""
+        return tuple(n for n in EVENT_TYPES if n != "syscall_counts" and getattr(self, n).enabled)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdList:
+    allow: tuple[int, ...] = field(default=(), metadata=_items(int))
+    deny: tuple[int, ...] = field(default=(), metadata=_items(int))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NameList:
+    allow: tuple[str, ...] = field(default=(), metadata=_items(str))
+    deny: tuple[str, ...] = field(default=(), metadata=_items(str))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CgroupList:
+    # cgroup v2 ids, or paths (absolute, or relative to the cgroup2 mount) resolved to ids at start
+    allow: tuple[int | str, ...] = field(default=(), metadata=_items((int, str)))
+    deny: tuple[int | str, ...] = field(default=(), metadata=_items((int, str)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FiltersConfig:
+    """In-kernel filters for every event type.
+
+    Deny lists win; a non-empty allow list admits only its values.
+    """
+
+    comm: NameList = field(default_factory=NameList)
+    uid: IdList = field(default_factory=IdList)
+    pid: IdList = field(default_factory=IdList)
+    cgroup: CgroupList = field(default_factory=CgroupList)
+    # No feedback loop: the collector's own processes, and a broker on this host, produce events
+    # (opens, connections) because of the events they carry.
+    exclude_self: bool = True
+    exclude_local_broker: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +262,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     schema_registry: SchemaRegistryConfig = field(default_factory=SchemaRegistryConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
     readers: ReadersConfig = field(default_factory=ReadersConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
@@ -267,6 +347,8 @@ def _convert(cls: Any, f: dataclasses.Field[Any], value: Any, dotted: str) -> An
         if value == "auto":
             return value
         return _int(value, dotted, "an integer >= 1 or 'auto'")
+    if isinstance(default, tuple):
+        return _list(value, dotted, f.metadata["items"])
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise _fail(dotted, f"must be true or false, got {value!r}")
@@ -288,6 +370,18 @@ def _int(value: Any, dotted: str, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(dotted, f"must be {what}, got {value!r}")
     return value
+
+
+def _list(value: Any, dotted: str, kind: type | tuple[type, ...]) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail(dotted, f"must be a list, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise _fail(f"{dotted}[{i}]", f"must be {names}, got {item!r}")
+    return tuple(value)
 
 
 def _client(value: Any, dotted: str) -> dict[str, str | int | float | bool]:
@@ -365,8 +459,6 @@ def _check(cfg: Config) -> None:
         raise _fail("kafka.topic_replication_factor", "must be -1 (broker default) or >= 1")
     _check_security(k.security)
     _check_registry(cfg.schema_registry)
-    if not cfg.events.enabled():
-        raise _fail("events", "no event type is enabled; enable at least one (events.process_exec.enabled)")
     if not _power_of_two(pe.max_args) or not 1 <= pe.max_args <= 128:
         raise _fail(
             "events.process_exec.max_args", f"must be a power of two from 1 to 128, got {pe.max_args}"
@@ -377,6 +469,11 @@ def _check(cfg: Config) -> None:
         )
     if pe.max_args * pe.max_arg_len > 32768:
         raise _fail("events.process_exec", "max_args * max_arg_len must be <= 32768 (one perf record)")
+    if not cfg.events.enabled():
+        raise _fail("events", "no event type is enabled; enable at least one (events.<type>.enabled)")
+    if not 0.5 <= cfg.events.syscall_counts.interval_s <= 3600:
+        raise _fail("events.syscall_counts.interval_s", "must be between 0.5 and 3600")
+    _check_filters(cfg.filters, cfg.events.file_open.path_prefixes)
     if r.count != "auto" and (not isinstance(r.count, int) or r.count < 1):
         raise _fail("readers.count", f"must be an integer >= 1 or 'auto', got {r.count!r}")
     if r.cpu_groups is not None and r.count not in ("auto", len(r.cpu_groups)):
@@ -472,6 +569,31 @@ def _check_registry(r: SchemaRegistryConfig) -> None:
 
 def _one_of(options: tuple[str, ...]) -> str:
     return ", ".join(options[:-1]) + " or " + options[-1]
+
+
+def _check_filters(f: FiltersConfig, prefixes: PrefixList) -> None:
+    for name in ("comm", "uid", "pid", "cgroup"):
+        lst = getattr(f, name)
+        if len(lst.allow) + len(lst.deny) > (1024 if name == "pid" else 256):
+            raise _fail(f"filters.{name}", "too many entries (the kernel map holds 256, 1024 for pid)")
+        both = set(lst.allow) & set(lst.deny)
+        if both:
+            raise _fail(f"filters.{name}", f"{sorted(both, key=str)} both allowed and denied")
+    for i, c in enumerate((*f.comm.allow, *f.comm.deny)):
+        if not c or len(c.encode()) > 15:
+            raise _fail(f"filters.comm[{i}]", f"a task name is 1 to 15 bytes, got {c!r}")
+    for name in ("uid", "pid"):
+        for v in (*getattr(f, name).allow, *getattr(f, name).deny):
+            if not 0 <= v <= 0xFFFFFFFF:
+                raise _fail(f"filters.{name}", f"{v} is not a 32-bit id")
+    all_prefixes = (*prefixes.allow, *prefixes.deny)
+    if len(all_prefixes) > 64 or len({len(p.encode()) for p in all_prefixes}) > 8:
+        raise _fail("events.file_open.path_prefixes", "at most 64 prefixes of at most 8 distinct lengths")
+    for p in all_prefixes:
+        if not 1 <= len(p.encode()) <= 63:
+            raise _fail("events.file_open.path_prefixes", f"a prefix is 1 to 63 bytes, got {p!r}")
+    if set(prefixes.allow) & set(prefixes.deny):
+        raise _fail("events.file_open.path_prefixes", "a prefix is both allowed and denied")
 
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

@@ -177,6 +177,33 @@ class Snapshot:
     counts: dict[tuple[str, int, str, str | None], int] = field(default_factory=dict)
     balances: dict[str, Balance] = field(default_factory=dict)
 
+    def add_aggregate(
+        self,
+        event_type: str,
+        kernel: KernelCounts,
+        counted: int,
+        delivered: int,
+        failed: Mapping[str, int],
+        shutdown: int,
+    ) -> None:
+        """Rows and balance of an aggregate (counted in its own unit, all CPUs as cpu -1)."""
+        seen = counted + kernel.submit_failed
+        rows: list[tuple[str, str | None, int]] = [
+            ("seen", None, seen),
+            ("submit_failed", None, kernel.submit_failed),
+            ("filtered", None, kernel.filtered),
+            ("delivered", None, delivered),
+            ("shutdown", None, shutdown),
+        ]
+        rows += [("delivery_failed", code, n) for code, n in failed.items()]
+        for reason, code, v in rows:
+            if v:
+                self.counts[(event_type, -1, reason, code)] = v
+        dropped = kernel.submit_failed + sum(failed.values()) + shutdown
+        self.balances[event_type] = Balance(
+            event_type, seen=seen, delivered=delivered, dropped=dropped, filtered=kernel.filtered
+        )
+
     def get(self, event_type: str, reason: str, cpu: int | None = None) -> int:
         return sum(
             v

@@ -20,16 +20,34 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
-# Every tracepoint some enabled program attaches to, by event type.
+# The tracepoints the programs attach to: always (they track parents), and per enabled event type.
+BASE_TRACEPOINTS = (
+    "sched/sched_process_fork",
+    "sched/sched_process_exit",
+    "syscalls/sys_enter_clone",
+    "syscalls/sys_exit_clone",
+    "syscalls/sys_enter_clone3",
+    "syscalls/sys_exit_clone3",
+)
 TRACEPOINTS = {
     "process_exec": (
         "syscalls/sys_enter_execve",
         "syscalls/sys_exit_execve",
         "syscalls/sys_enter_execveat",
         "syscalls/sys_exit_execveat",
-        "sched/sched_process_fork",
-        "sched/sched_process_exit",
     ),
+    "process_exit": ("syscalls/sys_enter_exit_group", "syscalls/sys_enter_exit", "signal/signal_deliver"),
+    "process_fork": (),
+    "file_open": (
+        "syscalls/sys_enter_openat",
+        "syscalls/sys_exit_openat",
+        "syscalls/sys_enter_openat2",
+        "syscalls/sys_exit_openat2",
+    ),
+    "tcp_connect": ("sock/inet_sock_set_state",),
+    "tcp_accept": ("sock/inet_sock_set_state",),
+    "tcp_close": ("sock/inet_sock_set_state",),
+    "syscall_counts": ("raw_syscalls/sys_enter",),
 }
 
 
@@ -86,15 +104,19 @@ def check_tracefs(cfg: Config, candidates: tuple[Path, ...] = TRACEFS_CANDIDATES
             f"'mount -t tracefs tracefs {candidates[0]}' (scripts/host-setup.sh does this; "
             "in Kubernetes mount the host's /sys/kernel/tracing)"
         )
-    missing = [
-        tp for name in cfg.events.enabled() for tp in TRACEPOINTS[name] if not (root / "events" / tp).is_dir()
-    ]
+    wanted = [*BASE_TRACEPOINTS, *(tp for name in _enabled(cfg) for tp in TRACEPOINTS[name])]
+    missing = sorted({tp for tp in wanted if not (root / "events" / tp).is_dir()})
     if missing:
         raise TracefsError(
             f"tracefs: tracepoints missing under {root}/events: {', '.join(missing)}; this kernel "
             "lacks them (CONFIG_FTRACE_SYSCALLS?) - disable the event types that need them"
         )
     return Check("tracefs", str(root))
+
+
+def _enabled(cfg: Config) -> list[str]:
+    ev = cfg.events
+    return [*ev.enabled(), *(["syscall_counts"] if ev.syscall_counts.enabled else [])]
 
 
 def check_headers(

@@ -32,6 +32,7 @@ import structlog
 
 from . import codec, ledger, sink
 from .config import Config
+from .containers import ContainerResolver
 from .events import DECODERS, DecodeContext, peek_seq
 from .ledger import Arena
 from .perfbuf import PerfBuffers, Ring
@@ -76,6 +77,7 @@ class Reader:
             include_failed=pe.include_failed,
         )
         self.key = host.encode()
+        self.containers = ContainerResolver()
         # drain_only: started during shutdown for a reader that was dead, to empty its rings
         self.stopping = drain_only
         self.handled = 0
@@ -209,6 +211,7 @@ class Reader:
         produce = self.sink.produce
         string_at = ct.string_at
         other_failure = ledger.delivery_slot("other")
+        container_id = self.containers.container_id
 
         def on_sample(_cookie: Any, data: int, size: int) -> None:
             try:
@@ -222,6 +225,7 @@ class Reader:
                         words[suspect_i] = 0  # counted by the reader before us, which died before moving on
                         return
                     record = decode(raw, cpu, ctx, self.boot_to_wall_ns)
+                    record["container_id"] = container_id(record["cgroup_id"])
                     outcome = ledger.ENCODE_ERROR
                     value = encoder.encode(record)
                     outcome = other_failure

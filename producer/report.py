@@ -100,6 +100,13 @@ class Reporter:
         """Returns reports still undelivered after timeout_s."""
         return int(self.producer.flush(max(0.0, timeout_s)))
 
+    def purge(self) -> None:
+        """Drop what is still queued and serve its callbacks (they count it as shutdown)."""
+        self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+        end = time.monotonic() + 1.0
+        while len(self.producer) and time.monotonic() < end:
+            self.producer.poll(0.05)
+
     def kafka_reachable(self, timeout_s: float = 2.0) -> bool:
         try:
             self.producer.list_topics(timeout=timeout_s)

@@ -20,6 +20,7 @@ import contextlib
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +30,11 @@ from typing import Any
 
 import structlog
 
-from . import codec, registry
+from . import codec, procfs, registry
 from . import loader as loader_mod
+from .aggregate import SyscallCounts
 from .config import Config, parse_listen
+from .containers import ContainerResolver
 from .errors import RegistryUnavailableError
 from .ledger import Arena, Ledger, Snapshot
 from .metrics import Health, MetricsServer, render
@@ -108,7 +111,10 @@ class Supervisor:
         self.loader = loader_mod.Loader(cfg)
         self.loader.compile()
         self.loader.check_layouts()
-        seeded = self.loader.seed_parents()
+        seeded = self.loader.seed()
+        self.resolver = ContainerResolver()
+        self._broker_pids = self._local_broker_pids()
+        filters = self.loader.apply_filters(self._excluded(), self.resolver)
         types = list(cfg.events.enabled())
         tables = self.loader.perf_tables()
         self.perf = PerfBuffers(tables, cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events)
@@ -122,7 +128,9 @@ class Supervisor:
             event_types=types,
             readers=len(groups),
             cpu_groups=[list(g) for g in groups],
-            parents_seeded=seeded,
+            seeded=seeded,
+            filter_entries=filters,
+            excluded_broker_pids=sorted(self._broker_pids),
             perf_pages=cfg.readers.perf_pages,
             wakeup_events=cfg.readers.wakeup_events,
         )
@@ -135,6 +143,18 @@ class Supervisor:
         self.reporter = Reporter(
             cfg, self.ledger, self.host, self.boot_id, schema_id=self.schema_ids.get("drop_report")
         )
+        self.syscalls: SyscallCounts | None = None
+        if cfg.events.syscall_counts.enabled:
+            self.syscalls = SyscallCounts(
+                cfg,
+                self.loader.table("ekp_syscall_counts"),
+                self.reporter.producer,
+                self.host,
+                self.boot_id,
+                self.resolver,
+                cfg.events.syscall_counts.interval_s,
+                schema_id=self.schema_ids.get("syscall_counts"),
+            )
         self._start_health_thread()
 
         deadline = time.monotonic() + self.duration_s if self.duration_s else None
@@ -148,7 +168,10 @@ class Supervisor:
             self._restart_due(now)
             if deadline is not None and now >= deadline:
                 self._stop, self._stop_reason = True, "duration"
+            if self.syscalls is not None and now >= self.syscalls.next_due:
+                self.syscalls.publish()
             if now >= next_report:
+                self._refresh_broker_exclusion()
                 self._publish(final=False)
                 next_report = now + interval
             if now >= next_page:
@@ -231,6 +254,8 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_SIGNAL})
         slot.pid = pid
         slot.started = time.monotonic()
+        if self.cfg.filters.exclude_self:
+            self.loader.exclude_pid(pid)
         self.health.readers_alive = sum(1 for s in self.slots if s.pid)
         self.health.readers_total = len(self.slots)
 
@@ -252,6 +277,7 @@ class Supervisor:
             self._reader_died(slot, status, now)
 
     def _reader_died(self, slot: ReaderSlot, status: int, now: float) -> None:
+        self._forget_pid(slot.pid)
         slot.pid = 0
         crashed = self.ledger.retire(slot.index)
         if now - slot.started >= _STABLE_S:
@@ -283,7 +309,54 @@ class Supervisor:
     # -- ledger publishing ---------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
-        return self.ledger.snapshot(self.loader.read_counters)
+        snap = self.ledger.snapshot(self.loader.read_counters)
+        if self.syscalls is not None:
+            # the map total is read after the kernel counters of the streams; its own
+            # submit_failed is read after the map, so in_flight stays >= 0
+            counted = self.syscalls.read()
+            c = self.syscalls.counts
+            snap.add_aggregate(
+                "syscall_counts",
+                self.loader.counters_of("syscall_counts"),
+                counted,
+                c.delivered,
+                c.failed,
+                c.shutdown,
+            )
+        return snap
+
+    # -- who is not watched --------------------------------------------------------------------
+
+    def _excluded(self) -> set[int]:
+        pids = set(self._broker_pids)
+        if self.cfg.filters.exclude_self:
+            pids.add(os.getpid())
+        return pids
+
+    def _local_broker_pids(self) -> set[int]:
+        """Processes listening on a bootstrap port of this host, when filters.exclude_local_broker."""
+        if not self.cfg.filters.exclude_local_broker:
+            return set()
+        local = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "[::1]", socket.gethostname(), self.host}
+        ports = set()
+        for server in self.cfg.kafka.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if host in local and port.isdigit():
+                ports.add(int(port))
+        return procfs.listening_pids(ports) - {os.getpid()} if ports else set()
+
+    def _refresh_broker_exclusion(self) -> None:
+        """A restarted broker has a new pid: deny it, and let the old pid go (pids are reused)."""
+        now = self._local_broker_pids()
+        for pid in now - self._broker_pids:
+            self.loader.exclude_pid(pid)
+        for pid in self._broker_pids - now:
+            self._forget_pid(pid)
+        self._broker_pids = now
+
+    def _forget_pid(self, pid: int) -> None:
+        if pid and pid not in self.cfg.filters.pid.deny:
+            self.loader.include_pid(pid)
 
     def _publish(self, *, final: bool) -> Snapshot:
         snap = self._snapshot()
@@ -361,6 +434,12 @@ class Supervisor:
                     os.kill(slot.pid, signal.SIGKILL)
                 _, status = os.waitpid(slot.pid, 0)
                 self._stopped_reader(slot, status)
+        if self.syscalls is not None:
+            # the programs are detached: this reading of the map is the last one
+            self.syscalls.publish()
+            if self.reporter.flush(max(0.5, t0 + timeout - 1.0 - time.monotonic())):
+                self.reporter.purge()
+            self.syscalls.close_books()
         snap = self._publish(final=True)
         self._render_page(snap)
         left = self.reporter.flush(min(4.0, max(1.0, t0 + timeout + 4.0 - time.monotonic())))
@@ -389,6 +468,7 @@ class Supervisor:
         return 0
 
     def _stopped_reader(self, slot: ReaderSlot, status: int) -> None:
+        self._forget_pid(slot.pid)
         slot.pid = 0
         if os.waitstatus_to_exitcode(status) != 0:
             crashed = self.ledger.retire(slot.index)

@@ -104,8 +104,8 @@ def test_missing_schemas_stop_the_run_before_bpf(tmp_path: Path) -> None:
 def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Path, broker: Broker) -> None:
     for f in (ROOT / "bpf").iterdir():
         (tmp_path / f.name).write_text(f.read_text())
-    src = tmp_path / "process_exec.bpf.c"
-    src.write_text(src.read_text().replace("e->pid = tgid;", "e->pid = tgid"))  # a syntax error
+    src = tmp_path / "collector.bpf.c"
+    src.write_text(src.read_text().replace("e.child_pid = child;", "e.child_pid = child"))  # a syntax error
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"kafka:\n  bootstrap_servers: {broker.bootstrap}\nmetrics:\n  listen: ''\n")
     env = {**os.environ, "EKP_BPF_DIR": str(tmp_path)}

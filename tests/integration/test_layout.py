@@ -15,35 +15,46 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def loaded() -> Loader:
-    loader = Loader(config.validate({"events": {"process_exec": {"max_args": 8, "max_arg_len": 64}}}))
+    # every event type compiled in, so every layout map is checked
+    loader = Loader(
+        config.validate(
+            {
+                "events": {
+                    "process_exec": {"max_args": 8, "max_arg_len": 64},
+                    "file_open": {"enabled": True},
+                    "syscall_counts": {"enabled": True},
+                }
+            }
+        )
+    )
     loader.compile()
     return loader
 
 
 def test_mirror_matches_the_compiled_structs(loaded: Loader) -> None:
     loaded.check_layouts()  # raises on any difference
-    leaf = loaded.modules["process_exec"].bpf[b"ekp_layout_process_exec"].Leaf
+    leaf = loaded.table("ekp_layout_process_exec").Leaf
     assert leaf.args.offset == events.PROCESS_EXEC.struct.size
     assert leaf.args.size == 8 * 64  # EKP_ARGS_BUF follows the cflags
 
 
 def test_a_moved_field_is_caught(loaded: Loader) -> None:
-    leaf = loaded.modules["process_exec"].bpf[b"ekp_layout_process_exec"].Leaf
+    leaf = loaded.table("ekp_layout_process_exec").Leaf
     fields = list(events.PROCESS_EXEC.fields)
-    i, j = fields.index(("uid", "I")), fields.index(("gid", "I"))
+    i, j = fields.index(("task.uid", "I")), fields.index(("task.gid", "I"))
     fields[i], fields[j] = fields[j], fields[i]
     swapped = dataclasses.replace(events.PROCESS_EXEC, fields=tuple(fields))
-    with pytest.raises(LayoutDriftError, match="uid at 40\\+4 in C, 44\\+4"):
+    with pytest.raises(LayoutDriftError, match=r"task\.uid at 44\+4 in C, 48\+4"):
         compare_layout(swapped, leaf)
 
 
 def test_a_resized_or_missing_field_is_caught(loaded: Loader) -> None:
-    leaf = loaded.modules["process_exec"].bpf[b"ekp_layout_process_exec"].Leaf
+    leaf = loaded.table("ekp_layout_process_exec").Leaf
     widened = dataclasses.replace(
         events.PROCESS_EXEC,
         fields=tuple((n, "Q" if n == "retval" else f) for n, f in events.PROCESS_EXEC.fields),
     )
-    with pytest.raises(LayoutDriftError, match="retval"):
+    with pytest.raises(LayoutDriftError, match=r"retval"):
         compare_layout(widened, leaf)
     shorter = dataclasses.replace(events.PROCESS_EXEC, fields=events.PROCESS_EXEC.fields[:-1])
     with pytest.raises(LayoutDriftError, match="not mirrored: filename"):

@@ -122,3 +122,30 @@ def test_the_registered_text_is_the_whole_schema(name: str) -> None:
     assert again.canonical == s.canonical and again.fingerprint == s.fingerprint
     if name == "process_exec":
         assert '"logicalType":"timestamp-micros"' in s.text  # the canonical form would drop it
+
+
+def test_messages_written_with_a_released_version_still_decode() -> None:
+    v1 = codec.load_schema("v1", codec.project_dir("schemas") / "released" / "process_exec")
+    old = {
+        "timestamp": 1,
+        "boot_ns": 1,
+        "host": "h",
+        "boot_id": "b",
+        "cpu": 0,
+        "seq": 0,
+        "pid": 1,
+        "ppid": None,
+        "uid": 0,
+        "gid": 0,
+        "comm": "sh",
+        "filename": "/bin/sh",
+        "argv": ["sh"],
+        "argv_truncated": False,
+        "filename_truncated": False,
+        "argv_missing": False,
+        "strings_escaped": False,
+        "retval": 0,
+        "cgroup_id": 1,
+    }
+    schema, record = codec.decode(codec.Encoder(v1).encode(old), codec.load_all())
+    assert schema.name == "process_exec" and record["argv"] == ["sh"]

@@ -14,7 +14,11 @@ def test_defaults_are_valid() -> None:
     cfg = config.validate({})
     assert cfg.kafka.topic("process_exec") == "ebpf.process_exec"
     assert cfg.kafka.drops_topic == "ebpf.drops"
-    assert cfg.events.enabled() == ("process_exec",)
+    assert cfg.events.enabled() == tuple(
+        t for t in config.EVENT_TYPES if t not in ("file_open", "syscall_counts")
+    )
+    assert not cfg.events.file_open.enabled and not cfg.events.syscall_counts.enabled
+    assert cfg.filters.exclude_self and cfg.filters.exclude_local_broker
     assert cfg.shutdown.timeout_s == 20
     assert cfg.accounting.interval_s == 10
 
@@ -166,7 +170,24 @@ SECURITY_CASES = [
             {"events": {"process_exec": {"max_arg_len": 8}}},
             "events.process_exec.max_arg_len: must be a power",
         ),
-        ({"events": {"process_exec": {"enabled": False}}}, "events: no event type is enabled"),
+        (
+            {"events": {t: {"enabled": False} for t in config.EVENT_TYPES}},
+            "events: no event type is enabled",
+        ),
+        (
+            {"filters": {"comm": {"deny": ["a-name-longer-than-15"]}}},
+            "filters.comm[0]: a task name is 1 to 15 bytes",
+        ),
+        ({"filters": {"uid": {"allow": [0], "deny": [0]}}}, "filters.uid: [0] both allowed and denied"),
+        ({"filters": {"pid": {"deny": ["1"]}}}, "filters.pid.deny[0]: must be int, got '1'"),
+        ({"filters": {"cgroup": {"deny": [1.5]}}}, "filters.cgroup.deny[0]: must be int or str, got 1.5"),
+        ({"filters": {"comm": {"deny": "bash"}}}, "filters.comm.deny: must be a list, got str"),
+        ({"events": {"file_open": {"path_prefixes": {"allow": ["x" * 64]}}}}, "a prefix is 1 to 63 bytes"),
+        (
+            {"events": {"syscall_counts": {"interval_s": 0.1}}},
+            "events.syscall_counts.interval_s: must be between",
+        ),
+        ({"events": {"tcp_close": {"enable": True}}}, "events.tcp_close.enable: unknown key (did you mean"),
         ({"shutdown": {"timeout_s": 0}}, "shutdown.timeout_s: must be between 1 and 600"),
         ({"accounting": {"interval_s": True}}, "accounting.interval_s: must be a number, got True"),
         ({"metrics": {"listen": "9464"}}, "metrics.listen: must be HOST:PORT"),

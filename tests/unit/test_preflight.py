@@ -29,11 +29,14 @@ def test_tracefs(tmp_path: Path) -> None:
         TracefsError, match=re.escape(f"not mounted at {root}; mount it with 'mount -t tracefs")
     ):
         preflight.check_tracefs(CFG, (root,))
-    for tp in preflight.TRACEPOINTS["process_exec"][:-1]:
+    wanted = set(preflight.BASE_TRACEPOINTS) | {
+        tp for t in CFG.events.enabled() for tp in preflight.TRACEPOINTS[t]
+    }
+    for tp in wanted - {"sched/sched_process_exit"}:
         (root / "events" / tp).mkdir(parents=True)
-    with pytest.raises(TracefsError, match=r"missing .*sched/sched_process_exit"):
+    with pytest.raises(TracefsError, match=r"missing .*: sched/sched_process_exit;"):
         preflight.check_tracefs(CFG, (root,))
-    (root / "events" / preflight.TRACEPOINTS["process_exec"][-1]).mkdir(parents=True)
+    (root / "events" / "sched/sched_process_exit").mkdir(parents=True)
     assert preflight.check_tracefs(CFG, (root,)).detail == str(root)
 
 
