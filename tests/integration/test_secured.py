@@ -238,19 +238,17 @@ def test_credentials_refused_at_runtime(
         secured_broker.set_password("changed-" + secured_broker.password)
         # sessions expire after connections.max.reauth.ms (5 s): then the old password is refused
         wait_for(lambda: http_get(port, "/readyz")[0] == 503, 60, "not ready once refused")
-        before = metric(http_get(port, "/metrics")[1], "ebpf_producer_events_total", reason="seen")
+
+        def execs(reason: str) -> float:
+            page = http_get(port, "/metrics")[1]
+            return metric(page, "ebpf_producer_events_total", event_type="process_exec", reason=reason)
+
+        before = execs("seen")
         for _ in range(20):
             subprocess.run(["/bin/true"], check=True)
-        wait_for(
-            lambda: (
-                metric(http_get(port, "/metrics")[1], "ebpf_producer_events_total", reason="delivery_failed")
-                >= 20
-            ),
-            60,
-            "deliveries failed and counted",
-        )
+        wait_for(lambda: execs("delivery_failed") >= 20, 60, "deliveries failed and counted")
         text = http_get(port, "/metrics")[1]
-        assert metric(text, "ebpf_producer_events_total", reason="seen") >= before + 20
+        assert execs("seen") >= before + 20
         assert metric(text, "ebpf_producer_reader_restarts_total") == 0, collector.log()
         assert collector.proc is not None and collector.proc.poll() is None
         assert http_get(port, "/healthz")[0] == 200
@@ -258,7 +256,7 @@ def test_credentials_refused_at_runtime(
         secured_broker.set_password(secured_broker.password)
     wait_for(lambda: http_get(port, "/readyz")[0] == 200, 60, "ready again")
     assert collector.stop() == 0
-    ledger = collector.final_ledger_from_log()
+    ledger = collector.final_ledger_from_log("process_exec")
     assert ledger["seen"] == ledger["delivered"] + ledger["dropped"] and ledger["in_flight"] == 0, ledger
     assert ledger["drop_delivery_failed__MSG_TIMED_OUT"] >= 20, ledger
     # the log line's reasons add up to `dropped` (they are summed over CPUs)
