@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down bench clean
+.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down registry-fetch bench clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
@@ -30,6 +30,10 @@ kafka-up: setup
 kafka-down:
 	@bash scripts/kafka.sh down
 
+# The schema registry the tests run (Apicurio, Confluent-compatible API); each test session starts its own.
+registry-fetch: setup
+	@bash scripts/registry.sh fetch
+
 demo: kafka-up
 	@bash scripts/demo.sh
 
@@ -46,7 +50,7 @@ test-unit: setup
 test-helm: setup tools
 	$(PY) -m pytest tests/helm
 
-test: kafka-up tools lint typecheck
+test: kafka-up registry-fetch tools lint typecheck
 	$(PY) -m pytest
 
 bench: kafka-up

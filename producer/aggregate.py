@@ -70,6 +70,8 @@ class SyscallCounts:
         boot_id: str,
         resolver: ContainerResolver,
         interval_s: float,
+        *,
+        schema_id: int | None = None,
     ) -> None:
         self.table = table
         self.producer = producer
@@ -78,8 +80,11 @@ class SyscallCounts:
         self.resolver = resolver
         self.interval_s = interval_s
         self.topic = cfg.kafka.topic(EVENT_TYPE)
-        self.encoder = codec.Encoder(codec.load_schema(EVENT_TYPE))
-        self.headers = sink.headers_for(EVENT_TYPE, codec.CONTENT_TYPE)
+        self.encoder = codec.Encoder(
+            codec.load_schema(EVENT_TYPE),
+            header=None if schema_id is None else codec.confluent_header(schema_id),
+        )
+        self.headers = sink.headers_for(EVENT_TYPE, self.encoder.content_type)
         self.names = syscall_names()
         self.counts = AggregateCounts()
         self._published: dict[tuple[int, int], int] = defaultdict(int)  # (cgroup, nr) -> cumulative published

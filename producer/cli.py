@@ -7,6 +7,8 @@ exit code; nothing else is caught here, so a bug still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import datetime as dt
 import faulthandler
 import json
@@ -14,12 +16,11 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, codec, config, log, preflight
-from .errors import BrokerUnreachableError, ProducerError
-from .sink import LibrdkafkaLog
+from . import __version__, codec, config, log, preflight, registry, sink
+from .errors import BrokerUnreachableError, ProducerError, RegistryError, SchemaError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,9 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--config", "-c")
     chk.set_defaults(func=_check)
 
-    tail = sub.add_parser("tail", help="print messages of topics as JSON lines, decoded with schemas/")
+    tail = sub.add_parser(
+        "tail",
+        help="print messages of topics as JSON lines, decoded with schemas/ or the schema registry",
+    )
     tail.add_argument("--topic", "-t", action="append", required=True, help="topic (repeatable)")
-    tail.add_argument("--config", "-c", help="take bootstrap servers and client settings from this config")
+    tail.add_argument(
+        "--config", "-c", help="take bootstrap servers, kafka.security and schema_registry from this config"
+    )
     tail.add_argument("--bootstrap-servers", "-b", help="override kafka.bootstrap_servers")
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
     tail.add_argument("--max-messages", "-n", type=int, help="exit after this many messages")
@@ -119,20 +125,24 @@ def _tail(args: argparse.Namespace) -> int:
     cfg = config.load(args.config) if args.config else config.validate({})
     servers = args.bootstrap_servers or cfg.kafka.bootstrap_servers
     schemas = codec.load_all()
+    by_id = _registry_lookup(cfg, schemas) if cfg.schema_registry.enabled else None
+    errors: collections.deque[Any] = collections.deque(maxlen=16)  # tail may run for days
     consumer = Consumer(
         {
-            **{k: v for k, v in cfg.kafka.client.items() if k.startswith(("security.", "sasl.", "ssl."))},
-            "bootstrap.servers": servers,
+            **sink.connection_config(cfg.kafka, servers),
+            "error_cb": errors.append,
             "group.id": f"ebpf-producer-tail-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         },
-        logger=LibrdkafkaLog("tail", quiet=True),
+        logger=sink.LibrdkafkaLog("tail", quiet=True),
     )
 
     try:
         md = consumer.list_topics(timeout=10)
     except KafkaException as e:
+        consumer.poll(0)  # serves error_cb: refused credentials or certificates say so
+        sink.refused_connection(cfg.kafka, errors)
         raise BrokerUnreachableError(
             f"kafka: no broker answered at {servers} ({e}); start one (make kafka-up)"
         ) from None
@@ -166,7 +176,7 @@ def _tail(args: argparse.Namespace) -> int:
                 continue
             last = time.monotonic()
             seen += 1
-            out = _message_json(msg, schemas)
+            out = _message_json(msg, schemas, by_id)
             line = _brief(out) if args.format == "brief" else json.dumps(out, default=_json_default)
             print(line, flush=True)
     except KeyboardInterrupt:
@@ -180,10 +190,34 @@ def _interrupt(_sig: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _message_json(msg: Any, schemas: dict[bytes, codec.Schema]) -> dict[str, Any]:
+def _registry_lookup(
+    cfg: config.Config, schemas: dict[bytes, codec.Schema]
+) -> Callable[[int], codec.Schema | None]:
+    """Schema id -> Schema, asked of the registry once per id (Confluent-framed messages)."""
+    reg = registry.Registry(cfg.schema_registry)
+    names = {s.canonical: s.name for s in schemas.values()}
+    cache: dict[int, codec.Schema] = {}
+
+    def by_id(schema_id: int) -> codec.Schema | None:
+        if schema_id not in cache:
+            try:
+                text = reg.schema_text(schema_id)
+                s = codec.parse_schema("", text, f"id {schema_id} at {reg.url}")
+            except (RegistryError, SchemaError) as e:
+                raise ValueError(str(e)) from None  # this message's error, not the end of tail
+            # Our own schemas keep their short names, so --format brief knows them.
+            cache[schema_id] = dataclasses.replace(s, name=names.get(s.canonical, str(s.parsed.get("name"))))
+        return cache[schema_id]
+
+    return by_id
+
+
+def _message_json(
+    msg: Any, schemas: dict[bytes, codec.Schema], by_id: Callable[[int], codec.Schema | None] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
     try:
-        schema, record = codec.decode(msg.value() or b"", schemas)
+        schema, record = codec.decode(msg.value() or b"", schemas, by_id)
         out["schema"] = schema.name
         out["value"] = record
     except ValueError as e:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import socket
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,55 @@ _RESERVED_CLIENT_KEYS = frozenset(
     }
 )
 
+# librdkafka settings that kafka.security owns: they carry secrets, which are
+# only ever read from files, never written into the config (or logged with it).
+_SECURITY_CLIENT_KEYS = {
+    "security.protocol": "protocol",
+    "ssl.ca.location": "ca_file",
+    "ssl.certificate.location": "cert_file",
+    "ssl.key.location": "key_file",
+    "ssl.key.password": "key_password_file",
+    "ssl.endpoint.identification.algorithm": "verify_hostname",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "username",
+    "sasl.password": "password_file",
+}
+# Anything else that can hold a credential or key material inline.
+_SECRET_CLIENT_PREFIXES = ("sasl.", "ssl.key", "ssl.keystore", "ssl.certificate", "ssl.ca", "ssl_")
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    """TLS and SASL towards the brokers. Secrets come from files (a mounted Kubernetes Secret)."""
+
+    protocol: str = "PLAINTEXT"
+    ca_file: str = ""  # PEM CA bundle that signed the brokers' certificates; "" = the system's
+    cert_file: str = ""  # client certificate (PEM) for mutual TLS
+    key_file: str = ""  # its private key (PEM)
+    key_password_file: str = ""  # file holding the key's passphrase, if the key is encrypted
+    verify_hostname: bool = True
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password_file: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def files(self) -> list[tuple[str, str]]:
+        """(dotted key, path) of every file this section names."""
+        names = ("ca_file", "cert_file", "key_file", "key_password_file", "password_file")
+        return [(f"kafka.security.{n}", getattr(self, n)) for n in names if getattr(self, n)]
+
+
 # Every event type, in the order topics and ledger rows are listed (bpf/events.h numbers them).
 EVENT_TYPES = tuple(EVENT_TYPE_IDS)
 
@@ -57,6 +107,7 @@ class KafkaConfig:
     topic_partitions: int = -1  # -1: the broker's default
     topic_replication_factor: int = -1
     client: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def topic(self, event_type: str) -> str:
         return f"{self.topic_prefix}.{event_type}"
@@ -64,6 +115,24 @@ class KafkaConfig:
     @property
     def drops_topic(self) -> str:
         return f"{self.topic_prefix}.drops"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaRegistryConfig:
+    """A Confluent-compatible schema registry; with a url, messages use its wire format."""
+
+    url: str = ""  # e.g. https://registry:8081 (Apicurio: https://registry:8080/apis/ccompat/v7)
+    username: str = ""  # HTTP basic auth
+    password_file: str = ""
+    ca_file: str = ""  # PEM CA bundle for an https url; "" = the system's
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def files(self) -> list[tuple[str, str]]:
+        names = ("password_file", "ca_file")
+        return [(f"schema_registry.{n}", getattr(self, n)) for n in names if getattr(self, n)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +260,7 @@ class LogConfig:
 class Config:
     host: str = ""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    schema_registry: SchemaRegistryConfig = field(default_factory=SchemaRegistryConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     readers: ReadersConfig = field(default_factory=ReadersConfig)
@@ -246,6 +316,12 @@ def _build(cls: Any, data: Mapping[str, Any], prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if f"{key}_file" in fields:
+            raise _fail(
+                dotted,
+                f"secrets are never written into the config; put it in a file (e.g. a mounted "
+                f"Secret) and set {prefix}{key}_file to its path",
+            )
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
@@ -324,6 +400,24 @@ def _client(value: Any, dotted: str) -> dict[str, str | int | float | bool]:
                 "is set by the collector (idempotence, acks=all and delivery reports "
                 "keep the drop ledger exact); remove it",
             )
+        if k in _SECURITY_CLIENT_KEYS:
+            raise _fail(
+                key,
+                f"TLS and SASL settings belong in kafka.security (secrets are read from files "
+                f"there); use kafka.security.{_SECURITY_CLIENT_KEYS[k]}",
+            )
+        if k == "enable.ssl.certificate.verification":
+            raise _fail(
+                key,
+                "would accept any certificate, so TLS would prove nothing; not supported "
+                "(kafka.security.verify_hostname: false relaxes only the host name check)",
+            )
+        if k.startswith(_SECRET_CLIENT_PREFIXES) or "password" in k or "secret" in k:
+            raise _fail(
+                key,
+                "can carry credentials or key material, which are only read from files: use "
+                "kafka.security (ca_file, cert_file, key_file, key_password_file, password_file)",
+            )
         if not isinstance(v, str | int | float | bool):
             raise _fail(key, f"must be a scalar, got {type(v).__name__}")
         out[k] = v
@@ -363,6 +457,8 @@ def _check(cfg: Config) -> None:
         raise _fail("kafka.topic_partitions", "must be -1 (broker default) or >= 1")
     if k.topic_replication_factor == 0 or k.topic_replication_factor < -1:
         raise _fail("kafka.topic_replication_factor", "must be -1 (broker default) or >= 1")
+    _check_security(k.security)
+    _check_registry(cfg.schema_registry)
     if not _power_of_two(pe.max_args) or not 1 <= pe.max_args <= 128:
         raise _fail(
             "events.process_exec.max_args", f"must be a power of two from 1 to 128, got {pe.max_args}"
@@ -406,6 +502,73 @@ def _check(cfg: Config) -> None:
         raise _fail("log.level", f"must be debug, info, warning or error, got {cfg.log.level!r}")
     if cfg.log.format not in ("console", "json"):
         raise _fail("log.format", f"must be console or json, got {cfg.log.format!r}")
+
+
+def _check_security(s: SecurityConfig) -> None:
+    key = "kafka.security."
+    if s.protocol not in SECURITY_PROTOCOLS:
+        raise _fail(key + "protocol", f"must be {_one_of(SECURITY_PROTOCOLS)}, got {s.protocol!r}")
+    if s.sasl_mechanism not in SASL_MECHANISMS:
+        raise _fail(key + "sasl_mechanism", f"must be {_one_of(SASL_MECHANISMS)}, got {s.sasl_mechanism!r}")
+    if s.sasl_mechanism == "PLAIN" and s.protocol != "SASL_SSL":
+        raise _fail(
+            key + "sasl_mechanism",
+            f"PLAIN sends the password as it is: only allowed with protocol SASL_SSL, not {s.protocol}",
+        )
+    # A setting the protocol would ignore is an error: a forgotten `protocol` must not
+    # silently fall back to plaintext while the file names a CA or a password.
+    if s.sasl:
+        for name in ("username", "password_file"):
+            if not getattr(s, name):
+                raise _fail(key + name, f"required with protocol {s.protocol}")
+    else:
+        for name in ("username", "password_file"):
+            if getattr(s, name):
+                raise _fail(
+                    key + name, f"only used with protocol SASL_PLAINTEXT or SASL_SSL, not {s.protocol}"
+                )
+    if not s.tls:
+        for name in ("ca_file", "cert_file", "key_file", "key_password_file"):
+            if getattr(s, name):
+                raise _fail(key + name, f"only used with protocol SSL or SASL_SSL, not {s.protocol}")
+        if not s.verify_hostname:
+            raise _fail(key + "verify_hostname", f"only used with protocol SSL or SASL_SSL, not {s.protocol}")
+    if bool(s.cert_file) != bool(s.key_file):
+        raise _fail(key + ("key_file" if s.cert_file else "cert_file"), "cert_file and key_file go together")
+    if s.key_password_file and not s.key_file:
+        raise _fail(key + "key_password_file", "only used with key_file")
+
+
+def _check_registry(r: SchemaRegistryConfig) -> None:
+    key = "schema_registry."
+    if not r.url:
+        for name in ("username", "password_file", "ca_file"):
+            if getattr(r, name):
+                raise _fail(key + name, "only used with schema_registry.url")
+        return
+    u = urllib.parse.urlsplit(r.url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise _fail(key + "url", f"must be an http:// or https:// URL, got {r.url!r}")
+    if u.username is not None or u.password is not None:
+        raise _fail(key + "url", "must not carry credentials; use schema_registry.username and password_file")
+    if u.query or u.fragment:
+        raise _fail(key + "url", "must not have a query or fragment")
+    if bool(r.username) != bool(r.password_file):
+        raise _fail(
+            key + ("password_file" if r.username else "username"), "username and password_file go together"
+        )
+    if u.scheme == "http":
+        if r.ca_file:
+            raise _fail(key + "ca_file", "only used with an https:// url")
+        if r.password_file:
+            raise _fail(
+                key + "password_file",
+                "basic auth over http:// would send the password as it is; use https://",
+            )
+
+
+def _one_of(options: tuple[str, ...]) -> str:
+    return ", ".join(options[:-1]) + " or " + options[-1]
 
 
 def _check_filters(f: FiltersConfig, prefixes: PrefixList) -> None:

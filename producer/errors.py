@@ -11,13 +11,18 @@ the module that calls the library::
     │   ├── PrivilegeError     missing root / CAP_BPF+CAP_PERFMON
     │   ├── TracefsError       tracefs not mounted
     │   ├── HeadersError       no kernel headers for BCC
-    │   └── BccMissingError    python3-bpfcc not importable
+    │   ├── BccMissingError    python3-bpfcc not importable
+    │   └── SecretFileError    a *_file of kafka.security / schema_registry cannot be read
     ├── KafkaError             the broker or the client refused
     │   ├── BrokerUnreachableError  no broker answered within the timeout
-    │   └── KafkaConfigError   librdkafka rejected a kafka.client setting
+    │   ├── KafkaConfigError   librdkafka rejected a kafka.client setting
+    │   ├── KafkaAuthError     the broker refused the SASL credentials
+    │   └── KafkaTlsError      the TLS handshake failed (certificate or host name not verified)
     ├── BpfError               compiling, verifying or attaching failed
     │   └── LayoutDriftError   bpf/events.h and producer/events.py disagree
-    └── SchemaError            a schemas/*.avsc file is missing or invalid
+    ├── SchemaError            a schemas/*.avsc file is missing or invalid
+    └── RegistryError          the schema registry refused a request (auth, incompatible schema)
+        └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
 
 DecodeError is deliberately outside the tree: it never escapes a reader, it is
 counted (decode_error) and the record is skipped.
@@ -56,6 +61,10 @@ class BccMissingError(PreflightError):
     pass
 
 
+class SecretFileError(PreflightError):
+    pass
+
+
 class KafkaError(ProducerError):
     exit_code = 4
 
@@ -65,6 +74,14 @@ class BrokerUnreachableError(KafkaError):
 
 
 class KafkaConfigError(KafkaError):
+    pass
+
+
+class KafkaAuthError(KafkaError):
+    pass
+
+
+class KafkaTlsError(KafkaError):
     pass
 
 
@@ -78,6 +95,14 @@ class LayoutDriftError(BpfError):
 
 class SchemaError(ProducerError):
     exit_code = 6
+
+
+class RegistryError(ProducerError):
+    exit_code = 7
+
+
+class RegistryUnavailableError(RegistryError):
+    pass
 
 
 class DecodeError(ValueError):

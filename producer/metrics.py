@@ -21,6 +21,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Health:
     bpf_attached: bool = False
     kafka_reachable: bool = False
+    schemas_registered: bool = True  # False only while waiting for the schema registry
     readers_alive: int = 0
     readers_total: int = 0
     reader_restarts: int = 0
@@ -30,7 +31,7 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        return self.bpf_attached and self.kafka_reachable
+        return self.bpf_attached and self.kafka_reachable and self.schemas_registered
 
 
 def render(snap: Snapshot, health: Health) -> str:
@@ -62,6 +63,7 @@ def render(snap: Snapshot, health: Health) -> str:
     gauges = [
         ("bpf_attached", "gauge", int(health.bpf_attached)),
         ("kafka_reachable", "gauge", int(health.kafka_reachable)),
+        ("schemas_registered", "gauge", int(health.schemas_registered)),
         ("readers_alive", "gauge", health.readers_alive),
         ("readers", "gauge", health.readers_total),
         ("reader_restarts_total", "counter", health.reader_restarts),
@@ -88,7 +90,10 @@ class MetricsServer:
                     self._send(200, "ok\n")
                 elif self.path == "/readyz":
                     ok = health.ready
-                    body = f"bpf_attached={health.bpf_attached} kafka_reachable={health.kafka_reachable}\n"
+                    body = (
+                        f"bpf_attached={health.bpf_attached} kafka_reachable={health.kafka_reachable} "
+                        f"schemas_registered={health.schemas_registered}\n"
+                    )
                     self._send(200 if ok else 503, body)
                 else:
                     self._send(404, "not found\n")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import codec, sink
+from . import codec, secretfiles, sink
 from .config import Config
 from .errors import BccMissingError, HeadersError, PreflightError, PrivilegeError, ProducerError, TracefsError
 
@@ -154,6 +154,12 @@ def check_schemas(cfg: Config) -> Check:
     return Check("schemas", f"{codec.project_dir('schemas')}: {', '.join(names)}")
 
 
+def check_credentials(cfg: Config) -> Check:
+    """Every file kafka.security and schema_registry name, readable now (their content is never shown)."""
+    keys = secretfiles.check_all(cfg)
+    return Check("credentials", ", ".join(keys) if keys else "none configured")
+
+
 def check_kafka(cfg: Config) -> Check:
     brokers = sink.check_broker(cfg.kafka)
     detail = f"{cfg.kafka.bootstrap_servers} ({brokers} broker{'s' if brokers != 1 else ''})"
@@ -172,6 +178,7 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "kernel headers", check_headers
     yield "schemas", lambda: check_schemas(cfg)
     yield "readers", lambda: check_readers(cfg)
+    yield "credentials", lambda: check_credentials(cfg)
     yield "kafka", lambda: check_kafka(cfg)
 
 

@@ -25,7 +25,7 @@ import ctypes as ct
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -59,8 +59,10 @@ class Reader:
         *,
         supervisor_pid: int = 0,
         drain_only: bool = False,
+        schema_ids: Mapping[str, int] | None = None,
     ) -> None:
         self.index = index
+        self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
         self.supervisor_pid = supervisor_pid
         self.cpus = tuple(cpus)
         self.cfg = cfg
@@ -196,11 +198,16 @@ class Reader:
         suspect_i = a.suspect_index(ring.type_idx, ring.cpu)
         cpu = ring.cpu
         ctx = self.ctx
+        schema_id = self.schema_ids.get(ring.event_type)
+        encoder = codec.Encoder(
+            codec.load_schema(ring.event_type),
+            header=None if schema_id is None else codec.confluent_header(schema_id),
+        )
         encode = rawavro.encoder_for(ring.event_type, ctx)
-        frame = codec.load_schema(ring.event_type).header
+        frame = encoder.header
         topic = self.cfg.kafka.topic(ring.event_type)
         # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
-        headers = sink.headers_for(ring.event_type, codec.CONTENT_TYPE, reader=str(self.index))
+        headers = sink.headers_for(ring.event_type, encoder.content_type, reader=str(self.index))
         key = self.key
         on_delivery = self._delivery_handler(base)
         produce = self.sink.produce

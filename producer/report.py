@@ -30,7 +30,9 @@ class ReportStats:
 
 
 class Reporter:
-    def __init__(self, cfg: Config, ledger: Ledger, host: str, boot_id: str) -> None:
+    def __init__(
+        self, cfg: Config, ledger: Ledger, host: str, boot_id: str, *, schema_id: int | None = None
+    ) -> None:
         self.cfg = cfg
         self.ledger = ledger
         self.host = host
@@ -39,10 +41,13 @@ class Reporter:
         self.started_us = _now_us()
         self._last_us = self.started_us
         self._seq = 0
-        self.encoder = codec.Encoder(codec.load_schema("drop_report"))
+        self.encoder = codec.Encoder(
+            codec.load_schema("drop_report"),
+            header=None if schema_id is None else codec.confluent_header(schema_id),
+        )
         self.producer = sink.new_producer(cfg.kafka, f"ebpf-producer-{host}-supervisor")
         self.topic = cfg.kafka.drops_topic
-        self.headers = sink.headers_for("drop_report", codec.CONTENT_TYPE)
+        self.headers = sink.headers_for("drop_report", self.encoder.content_type)
         self.stats = ReportStats()
 
     def record(self, snap: Snapshot, *, final: bool, cpu_seconds: float, restarts: int) -> dict[str, Any]:

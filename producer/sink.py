@@ -21,9 +21,9 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from . import ledger
-from .config import KafkaConfig
-from .errors import BrokerUnreachableError, KafkaConfigError, KafkaError
+from . import ledger, secretfiles, tlsprobe
+from .config import KafkaConfig, SecurityConfig
+from .errors import BrokerUnreachableError, KafkaAuthError, KafkaConfigError, KafkaError, KafkaTlsError
 
 log = structlog.get_logger("sink")
 
@@ -50,9 +50,40 @@ PURGED = frozenset({_KErr._PURGE_QUEUE, _KErr._PURGE_INFLIGHT})
 
 
 def client_config(kcfg: KafkaConfig, client_id: str, **extra: Any) -> dict[str, Any]:
-    conf: dict[str, Any] = {**DEFAULTS, **kcfg.client, **ENFORCED, **extra}
-    conf["bootstrap.servers"] = kcfg.bootstrap_servers
+    conf: dict[str, Any] = {**DEFAULTS, **kcfg.client, **ENFORCED, **extra, **connection_config(kcfg)}
     conf["client.id"] = client_id
+    return conf
+
+
+def connection_config(kcfg: KafkaConfig, bootstrap_servers: str | None = None) -> dict[str, Any]:
+    """Where the brokers are and how to reach them: what every client needs (producers, admin, tail).
+
+    Reads the secret files now. Raises SecretFileError naming the key and path.
+    """
+    return {
+        "bootstrap.servers": bootstrap_servers or kcfg.bootstrap_servers,
+        **security_settings(kcfg.security),
+    }
+
+
+def security_settings(sec: SecurityConfig) -> dict[str, str]:
+    """kafka.security as librdkafka properties (config.py keeps these out of kafka.client)."""
+    conf = {"security.protocol": sec.protocol.lower()}
+    if sec.tls:
+        if sec.ca_file:
+            conf["ssl.ca.location"] = sec.ca_file
+        if sec.cert_file:
+            conf["ssl.certificate.location"] = sec.cert_file
+            conf["ssl.key.location"] = sec.key_file
+        if sec.key_password_file:
+            conf["ssl.key.password"] = secretfiles.read(
+                "kafka.security.key_password_file", sec.key_password_file
+            )
+        conf["ssl.endpoint.identification.algorithm"] = "https" if sec.verify_hostname else "none"
+    if sec.sasl:
+        conf["sasl.mechanism"] = sec.sasl_mechanism
+        conf["sasl.username"] = sec.username
+        conf["sasl.password"] = secretfiles.read("kafka.security.password_file", sec.password_file)
     return conf
 
 
@@ -102,26 +133,68 @@ def _reason(e: BaseException) -> str:
 
 
 def check_broker(kcfg: KafkaConfig, timeout_s: float = 10.0) -> int:
-    """Ask the cluster for metadata; returns the number of brokers. Raises BrokerUnreachableError."""
-    p = new_producer(kcfg, "ebpf-producer-preflight", quiet=True)  # the error below says it all
-    try:
-        md = p.list_topics(timeout=timeout_s)
-    except KafkaException as e:
-        raise BrokerUnreachableError(
-            f"kafka: no broker answered at {kcfg.bootstrap_servers} within {timeout_s:g} s ({_reason(e)}); "
-            "start one (make kafka-up) or fix kafka.bootstrap_servers"
-        ) from None
-    return len(md.brokers)
+    """Ask the cluster for metadata; returns the number of brokers.
+
+    Raises KafkaAuthError when the broker refuses the credentials, KafkaTlsError
+    when its certificate is not accepted (both at the first refusal, not after
+    the timeout), else BrokerUnreachableError.
+    """
+    errors: list[Any] = []
+    # quiet: the error below says it all
+    p = new_producer(kcfg, "ebpf-producer-preflight", quiet=True, error_cb=errors.append)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            md = p.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return len(md.brokers)
+        except KafkaException as e:
+            reason = _reason(e)
+        p.poll(0)  # serves error_cb
+        refused_connection(kcfg, errors)
+        if time.monotonic() >= deadline:
+            break
+    if errors:
+        reason = str(errors[-1].str())
+    raise BrokerUnreachableError(
+        f"kafka: no broker answered at {kcfg.bootstrap_servers} within {timeout_s:g} s ({reason}); "
+        "start one (make kafka-up) or fix kafka.bootstrap_servers"
+    )
+
+
+def refused_connection(kcfg: KafkaConfig, errors: Iterable[Any]) -> None:
+    """Raise ours for a librdkafka error that retrying cannot fix: bad credentials or certificate."""
+    sec = kcfg.security
+    for err in errors:
+        code, text = err.code(), str(err.str())
+        if code == _KErr._AUTHENTICATION:
+            raise KafkaAuthError(
+                f"kafka: authentication failed at {kcfg.bootstrap_servers} as {sec.username!r} "
+                f"({sec.sasl_mechanism}): {text}; check kafka.security.username and the password "
+                "in kafka.security.password_file"
+            )
+        if code == _KErr._SSL or "SSL handshake failed" in text:
+            first = kcfg.bootstrap_servers.split(",")[0]
+            hint = tlsprobe.diagnose(first, sec) or _tls_hint(text)
+            raise KafkaTlsError(f"kafka: TLS with {first} failed: {hint} ({text})")
+        if "SSL alert" in text and "certificate" in text:
+            raise KafkaTlsError(
+                f"kafka: TLS with {kcfg.bootstrap_servers} failed: the broker refused our client "
+                f"certificate (kafka.security.cert_file, key_file) ({text})"
+            )
+
+
+def _tls_hint(text: str) -> str:
+    if "certificate verify failed" in text:
+        return (
+            "certificate verification failed: the broker's certificate or its host name is not "
+            "accepted (kafka.security.ca_file, kafka.bootstrap_servers)"
+        )
+    return "the TLS handshake was refused (is this listener TLS?)"
 
 
 def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0) -> list[str]:
     """Create missing topics (broker defaults unless configured). Returns those created."""
-    admin = AdminClient(
-        {
-            **{k: v for k, v in kcfg.client.items() if k.startswith(("security.", "sasl.", "ssl."))},
-            "bootstrap.servers": kcfg.bootstrap_servers,
-        }
-    )
+    admin = AdminClient(connection_config(kcfg))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as e:

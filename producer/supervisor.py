@@ -2,7 +2,8 @@
 
 Lifecycle::
 
-    compile + layout check + seed parents -> open every perf buffer -> attach
+    metrics server -> register schemas (schema_registry.url only; waits out an unavailable registry)
+    -> compile + layout check + seed parents -> open every perf buffer -> attach
     -> fork readers -> loop { reap/restart readers, drop report every interval, metrics }
     -> on SIGTERM/SIGINT/--duration: detach -> SIGUSR1 readers (drain, flush, purge)
        -> wait, SIGKILL stragglers -> final drop report -> exit 0
@@ -29,11 +30,12 @@ from typing import Any
 
 import structlog
 
+from . import codec, procfs, registry
 from . import loader as loader_mod
-from . import procfs
 from .aggregate import SyscallCounts
 from .config import Config, parse_listen
 from .containers import ContainerResolver
+from .errors import RegistryUnavailableError
 from .ledger import Arena, Ledger, Snapshot
 from .metrics import Health, MetricsServer, render
 from .perfbuf import PerfBuffers
@@ -44,6 +46,9 @@ log = structlog.get_logger("supervisor")
 
 # A reader that stayed up this long is healthy again: its backoff resets.
 _STABLE_S = 60.0
+# Waiting for an unavailable schema registry at start-up.
+_REGISTRY_BACKOFF_INITIAL_S = 1.0
+_REGISTRY_BACKOFF_MAX_S = 30.0
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -70,6 +75,8 @@ class Supervisor:
         self.health = Health()
         self._page: tuple[str, Health] = ("", self.health)
         self.metrics: MetricsServer | None = None
+        self.schema_ids: dict[str, int] = {}  # schema name -> registry id; empty: single-object framing
+        self.slots: list[ReaderSlot] = []
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -92,6 +99,15 @@ class Supervisor:
         self._install_signals()
         cpus = loader_mod.online_cpus()
         groups = loader_mod.cpu_groups(cfg, cpus)  # a config error, so before anything is loaded
+        # Up before any wait, so /healthz answers and /readyz says not ready while the registry is awaited.
+        self._start_metrics()
+        # Before any BPF: while the registry is unavailable nothing is seen, so nothing goes uncounted.
+        self.schema_ids = self._register_schemas()
+        if self._stop:
+            log.info("collector_stopped", reason=self._stop_reason, before="bpf_attach")
+            if self.metrics is not None:
+                self.metrics.stop()
+            return 0
         self.loader = loader_mod.Loader(cfg)
         self.loader.compile()
         self.loader.check_layouts()
@@ -124,7 +140,9 @@ class Supervisor:
             self._spawn(slot)
         # After the first fork on purpose: librdkafka must not be forked
         # (later forks of replacement readers never touch this producer).
-        self.reporter = Reporter(cfg, self.ledger, self.host, self.boot_id)
+        self.reporter = Reporter(
+            cfg, self.ledger, self.host, self.boot_id, schema_id=self.schema_ids.get("drop_report")
+        )
         self.syscalls: SyscallCounts | None = None
         if cfg.events.syscall_counts.enabled:
             self.syscalls = SyscallCounts(
@@ -135,9 +153,9 @@ class Supervisor:
                 self.boot_id,
                 self.resolver,
                 cfg.events.syscall_counts.interval_s,
+                schema_id=self.schema_ids.get("syscall_counts"),
             )
         self._start_health_thread()
-        self._start_metrics()
 
         deadline = time.monotonic() + self.duration_s if self.duration_s else None
         interval = cfg.accounting.interval_s
@@ -161,6 +179,39 @@ class Supervisor:
                 next_page = now + 1.0
             self.reporter.poll()
         return self._shutdown()
+
+    def _register_schemas(self) -> dict[str, int]:
+        """Register every schema under its topic's subject; returns schema name -> id ({} without a registry).
+
+        An unavailable registry is retried with backoff until it answers or a
+        stop signal arrives; a refusal (credentials, incompatible schema) raises.
+        """
+        rcfg = self.cfg.schema_registry
+        if not rcfg.enabled:
+            return {}
+        reg = registry.Registry(rcfg)
+        self.health.schemas_registered = False
+        ids: dict[str, int] = {}
+        backoff = _REGISTRY_BACKOFF_INITIAL_S
+        attempts = 0
+        while not self._stop:
+            try:
+                for name, subject in registry.subjects(self.cfg).items():
+                    if name not in ids:
+                        ids[name] = reg.register(subject, codec.load_schema(name))
+            except RegistryUnavailableError as e:
+                attempts += 1
+                log.warning(
+                    "schema_registry_unavailable", error=str(e), attempts=attempts, retry_in_s=backoff
+                )
+                self._render_page()
+                self._wait(backoff)  # a stop signal ends the wait at once
+                backoff = min(_REGISTRY_BACKOFF_MAX_S, backoff * 2)
+                continue
+            self.health.schemas_registered = True
+            log.info("schemas_registered", url=reg.url, ids=ids)
+            break
+        return ids
 
     def _wait(self, timeout: float) -> None:
         with contextlib.suppress(InterruptedError):
@@ -197,6 +248,7 @@ class Supervisor:
                 self.boot_id,
                 supervisor_pid=supervisor_pid,
                 drain_only=drain_only,
+                schema_ids=self.schema_ids,
             ).main()
             os._exit(72)  # pragma: no cover - main() never returns
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_SIGNAL})
@@ -317,7 +369,9 @@ class Supervisor:
         return snap
 
     def _render_page(self, snap: Snapshot | None = None) -> None:
-        snap = snap or self._snapshot()
+        if snap is None:
+            # Before the BPF is loaded (waiting for the registry) there is no ledger yet.
+            snap = self._snapshot() if hasattr(self, "ledger") else Snapshot()
         self.health.cpu_seconds = self._cpu_seconds()
         self._page = (render(snap, self.health), self.health)
 
@@ -392,6 +446,12 @@ class Supervisor:
         if self.metrics is not None:
             self.metrics.stop()
         for b in snap.balances.values():
+            # Counts are per CPU: summed here, so one CPU's row cannot hide another's.
+            reasons: dict[str, int] = {}
+            for (event_type, _cpu, reason, code), v in snap.counts.items():
+                if event_type == b.event_type and reason not in ("seen", "delivered", "filtered"):
+                    key = f"drop_{reason}" + (f"_{code}" if code else "")
+                    reasons[key] = reasons.get(key, 0) + v
             log.info(
                 "ledger_final",
                 event_type=b.event_type,
@@ -400,11 +460,7 @@ class Supervisor:
                 dropped=b.dropped,
                 in_flight=b.in_flight,
                 filtered=b.filtered,
-                **{
-                    f"drop_{k[2]}" + (f"_{k[3]}" if k[3] else ""): v
-                    for k, v in snap.counts.items()
-                    if k[0] == b.event_type and k[2] not in ("seen", "delivered", "filtered")
-                },
+                **reasons,
             )
         if left:
             log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")

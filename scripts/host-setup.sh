@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent host preparation for the collector and its tests (Debian 12, root).
-#   - Debian packages: BCC (python3-bpfcc), kernel headers BCC compiles against, venv, Java for Kafka
+#   - Debian packages: BCC (python3-bpfcc), kernel headers BCC compiles against, venv, Java for Kafka and the
+#     schema registry, openssl for the tests' certificates
 #   - /lib/modules/$(uname -r)/{build,source} -> Debian's linux-headers-amd64 when no exact match exists
 #   - tracefs mounted at /sys/kernel/tracing
 # Each step checks before it acts, so a second run changes nothing.
@@ -12,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (it installs packages and mounts tracefs)"; exit 1
 fi
 
-pkgs=(python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps)
+pkgs=(python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

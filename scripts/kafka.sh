@@ -5,6 +5,10 @@
 #   kafka.sh down    stop it (SIGTERM, then SIGKILL after 30 s)
 #   kafka.sh status  exit 0 when the broker process is alive
 # Jars live in $EKP_CACHE (default ~/.cache/ebpf-kafka-producer), never in git.
+# A second instance takes EKP_KAFKA_PORT, EKP_KAFKA_CONTROLLER_PORT and EKP_KAFKA_RUN (its own run dir), and
+#   EKP_KAFKA_EXTRA_PROPERTIES  a file appended to server.properties (later keys win: TLS/SASL listeners)
+#   EKP_KAFKA_SCRAM             SCRAM users created when the log dir is formatted, one per line,
+#                               e.g. SCRAM-SHA-512=[name=alice,password=...]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,9 +51,12 @@ up() {
   mkdir -p "$run/logs"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA@|$run/data|g" \
     "$here/kafka/server.properties.in" > "$run/server.properties"
+  if [ -n "${EKP_KAFKA_EXTRA_PROPERTIES:-}" ]; then cat "$EKP_KAFKA_EXTRA_PROPERTIES" >> "$run/server.properties"; fi
   if [ ! -f "$run/data/meta.properties" ]; then
     local id; id=$(java_run kafka.tools.StorageTool random-uuid)
-    java_run kafka.tools.StorageTool format --standalone -t "$id" -c "$run/server.properties" >&2
+    local scram=() line
+    while IFS= read -r line; do [ -n "$line" ] && scram+=(--add-scram "$line"); done <<< "${EKP_KAFKA_SCRAM:-}"
+    java_run kafka.tools.StorageTool format --standalone -t "$id" -c "$run/server.properties" "${scram[@]}" >&2
   fi
   if ! alive; then
     nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \

@@ -2,7 +2,10 @@
 
 The broker comes from, in order: $KAFKA_BOOTSTRAP_SERVERS; testcontainers'
 Kafka module when a Docker engine answers; else the project's local broker
-(scripts/kafka.sh, started if needed). Never a mock.
+(scripts/kafka.sh, started if needed). Never a mock. The secured broker
+(TLS + SASL/SCRAM, tests/secure.py) and the schema registry (Apicurio,
+scripts/registry.sh) are always our own instances, on their own ports, started
+for the session and stopped after it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import structlog
 
 from tests.helpers import Broker, CollectorRunner, LoadPrograms
+from tests.secure import Pki, SecuredBroker, new_password
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +60,52 @@ def own_broker(broker: Broker) -> Broker:
     if not broker.controllable:
         pytest.skip("the broker is not ours to stop (KAFKA_BOOTSTRAP_SERVERS or a container)")
     return broker
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA, server certificates (the right host and a wrong one) and a client certificate."""
+    return Pki.make(tmp_path_factory.mktemp("pki"), new_password())
+
+
+@pytest.fixture(scope="session")
+def secured_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SecuredBroker]:
+    """A broker of our own that speaks only SASL_SSL (SCRAM, mutual TLS) to clients."""
+    d = tmp_path_factory.mktemp("secured")
+    password = new_password()
+    password_file = d / "alice.password"
+    password_file.write_text(password + "\n")
+    run_dir = Path(os.environ.get("EKP_TEST_SECURED_KAFKA_RUN", "/tmp/ekp-sasl-kafka"))
+    b = SecuredBroker(pki, password, password_file, run_dir)
+    b.up()
+    try:
+        yield b
+    finally:
+        b.down()
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str  # the Confluent-compatible API
+    port: int
+    run_dir: Path
+
+
+def registry_script(action: str, port: int, run_dir: Path) -> None:
+    env = {**os.environ, "EKP_REGISTRY_PORT": str(port), "EKP_REGISTRY_RUN": str(run_dir)}
+    subprocess.run(["bash", str(ROOT / "scripts/registry.sh"), action], check=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real Apicurio Registry (in-memory storage) of this session's own."""
+    port = int(os.environ.get("EKP_TEST_REGISTRY_PORT", "18081"))
+    run_dir = tmp_path_factory.mktemp("registry")
+    registry_script("up", port, run_dir)
+    try:
+        yield Registry(f"http://127.0.0.1:{port}/apis/ccompat/v7", port, run_dir)
+    finally:
+        registry_script("down", port, run_dir)
 
 
 @pytest.fixture(scope="session")

@@ -187,8 +187,9 @@ class CollectorRunner:
             self.proc.wait()
         # readers exit on their own when the supervisor dies (PR_SET_PDEATHSIG)
 
-    def final_ledger_from_log(self) -> dict[str, int]:
-        ev = self.log_events("ledger_final")
+    def final_ledger_from_log(self, event_type: str | None = None) -> dict[str, int]:
+        """The last ledger_final line (of `event_type`, when given)."""
+        ev = [e for e in self.log_events("ledger_final") if event_type in (None, e.get("event_type"))]
         assert ev, f"no ledger_final line:\n{self.log()}"
         return {k: int(v) for k, v in ev[-1].items() if v.lstrip("-").isdigit()}
 
@@ -210,20 +211,35 @@ class Message:
     headers: dict[str, bytes]
     schema: str
     value: dict[str, Any]
+    raw: bytes = b""
 
 
 def consume(
-    bootstrap: str, topic: str, *, idle_s: float = 5.0, max_wait_s: float = 120.0, expect: int | None = None
+    bootstrap: str,
+    topic: str,
+    *,
+    idle_s: float = 5.0,
+    max_wait_s: float = 120.0,
+    expect: int | None = None,
+    conf: dict[str, Any] | None = None,
+    by_id: Callable[[int], codec.Schema | None] | None = None,
 ) -> list[Message]:
     """Every message of `topic` from the beginning, decoded; stops after idle_s of silence
     (or once `expect` messages arrived when idle_s is 0).
 
-    Partitions are assigned directly, not through a consumer group: a group's first
-    join on a fresh broker can take longer than idle_s, and would end the read early.
+    `conf`: more librdkafka settings (a secured broker's); `by_id`: schema ids of
+    Confluent-framed messages. Partitions are assigned directly, not through a consumer
+    group: a group's first join on a fresh broker can take longer than idle_s, and would
+    end the read early.
     """
     schemas = codec.load_all()
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4()}", "enable.auto.commit": False}
+        {
+            **(conf or {}),
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
     )
     md = c.list_topics(topic, timeout=30).topics[topic]
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.partitions])
@@ -240,7 +256,7 @@ def consume(
             if m.error():
                 continue
             last = time.monotonic()
-            schema, value = codec.decode(m.value(), schemas)
+            schema, value = codec.decode(m.value(), schemas, by_id)
             out.append(
                 Message(
                     m.topic(),
@@ -250,6 +266,7 @@ def consume(
                     {k: v for k, v in (m.headers() or [])},
                     schema.name,
                     value,
+                    m.value(),
                 )
             )
             if expect is not None and len(out) >= expect and idle_s == 0:
@@ -286,8 +303,8 @@ def consume_until(
     return None
 
 
-def final_report(bootstrap: str, prefix: str) -> dict[str, Any]:
-    reports = [m.value for m in consume(bootstrap, f"{prefix}.drops", idle_s=3)]
+def final_report(bootstrap: str, prefix: str, **kw: Any) -> dict[str, Any]:
+    reports = [m.value for m in consume(bootstrap, f"{prefix}.drops", idle_s=3, **kw)]
     finals = [r for r in reports if r["final"]]
     assert finals, f"no final drop report among {len(reports)} reports"
     return finals[-1]

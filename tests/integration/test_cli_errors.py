@@ -76,7 +76,16 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
     cfg.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n")
     p = run(["check", "--config", str(cfg)])
     names = [ln.split(":")[0].split()[-1] for ln in p.stdout.splitlines()]
-    assert names == ["privileges", "bcc", "tracefs", "headers", "schemas", "readers", "kafka"], p.stdout
+    assert names == [
+        "privileges",
+        "bcc",
+        "tracefs",
+        "headers",
+        "schemas",
+        "readers",
+        "credentials",
+        "kafka",
+    ], p.stdout
     assert p.returncode == 3
     assert "FAIL  kafka: kafka: no broker answered" in p.stdout
 

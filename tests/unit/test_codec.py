@@ -81,6 +81,49 @@ def test_missing_and_invalid_schema_files(tmp_path) -> None:
         codec.load_all(tmp_path / "empty")
 
 
+def test_confluent_header_is_zero_then_the_id_big_endian() -> None:
+    assert codec.confluent_header(1) == b"\x00\x00\x00\x00\x01"
+    assert codec.confluent_header(0x01020304) == b"\x00\x01\x02\x03\x04"
+    for bad in (-1, 2**31):
+        with pytest.raises(ValueError):
+            codec.confluent_header(bad)
+
+
+def test_confluent_framing_round_trip(exec_dict: dict) -> None:
+    schema = codec.load_schema("process_exec")
+    single = codec.Encoder(schema)
+    confluent = codec.Encoder(schema, header=codec.confluent_header(42))
+    assert single.content_type == b"application/vnd.apache.avro+single-object"
+    assert confluent.content_type == b"application/vnd.confluent.avro"
+    framed = confluent.encode(exec_dict)
+    # same Avro body, only the prefix differs
+    assert framed[:5] == b"\x00\x00\x00\x00\x2a" and framed[5:] == single.encode(exec_dict)[10:]
+    asked: list[int] = []
+
+    def by_id(i: int) -> codec.Schema | None:
+        asked.append(i)
+        return schema if i == 42 else None
+
+    got, record = codec.decode(framed, codec.load_all(), by_id)
+    assert got is schema and record["argv"] == exec_dict["argv"] and asked == [42]
+    # single-object messages never need the registry
+    assert codec.decode(single.encode(exec_dict), codec.load_all(), by_id)[1]["pid"] == exec_dict["pid"]
+    assert asked == [42]
+    with pytest.raises(ValueError, match="unknown schema id 7"):
+        codec.decode(codec.confluent_header(7) + framed[5:], codec.load_all(), by_id)
+    with pytest.raises(ValueError, match=r"schema id 42\) and no schema registry"):
+        codec.decode(framed, codec.load_all())
+
+
+@pytest.mark.parametrize("name", ["process_exec", "drop_report"])
+def test_the_registered_text_is_the_whole_schema(name: str) -> None:
+    s = codec.load_schema(name)
+    again = codec.parse_schema(name, s.text, "test")
+    assert again.canonical == s.canonical and again.fingerprint == s.fingerprint
+    if name == "process_exec":
+        assert '"logicalType":"timestamp-micros"' in s.text  # the canonical form would drop it
+
+
 def test_messages_written_with_a_released_version_still_decode() -> None:
     v1 = codec.load_schema("v1", codec.project_dir("schemas") / "released" / "process_exec")
     old = {

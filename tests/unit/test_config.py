@@ -44,6 +44,98 @@ def test_a_full_config_round_trips(tmp_path: Path) -> None:
     assert config.parse_listen(cfg.metrics.listen) == ("0.0.0.0", 9000)
 
 
+SASL = {"protocol": "SASL_SSL", "username": "alice", "password_file": "/run/secrets/pw"}
+
+
+def _sec(**kw: object) -> dict[str, object]:
+    return {"kafka": {"security": kw}}
+
+
+SECURITY_CASES = [
+    (
+        _sec(protocol="TLS"),
+        "kafka.security.protocol: must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got 'TLS'",
+    ),
+    (
+        _sec(**SASL, sasl_mechanism="GSSAPI"),
+        "kafka.security.sasl_mechanism: must be SCRAM-SHA-256, SCRAM-SHA-512",
+    ),
+    (
+        _sec(**{**SASL, "protocol": "SASL_PLAINTEXT"}, sasl_mechanism="PLAIN"),
+        "kafka.security.sasl_mechanism: PLAIN sends the password as it is: only allowed with protocol "
+        "SASL_SSL, not SASL_PLAINTEXT",
+    ),
+    (
+        _sec(protocol="SASL_SSL", password_file="/p"),
+        "kafka.security.username: required with protocol SASL_SSL",
+    ),
+    (_sec(protocol="SASL_PLAINTEXT", username="a"), "kafka.security.password_file: required with protocol"),
+    (
+        _sec(ca_file="/ca.pem"),
+        "kafka.security.ca_file: only used with protocol SSL or SASL_SSL, not PLAINTEXT",
+    ),
+    (_sec(verify_hostname=False), "kafka.security.verify_hostname: only used with protocol SSL or SASL_SSL"),
+    (
+        _sec(protocol="SSL", username="a"),
+        "kafka.security.username: only used with protocol SASL_PLAINTEXT or SASL_SSL, not SSL",
+    ),
+    (_sec(protocol="SSL", cert_file="/c.pem"), "kafka.security.key_file: cert_file and key_file go together"),
+    (
+        _sec(protocol="SSL", key_password_file="/k"),
+        "kafka.security.key_password_file: only used with key_file",
+    ),
+    (_sec(protocol="SSL", verify_hostname="no"), "kafka.security.verify_hostname: must be true or false"),
+    (
+        _sec(**SASL, password="hunter2"),
+        "kafka.security.password: secrets are never written into the config; put it in a file",
+    ),
+    (_sec(protocol="SSL", key_password="x"), "set kafka.security.key_password_file to its path"),
+    (
+        _sec(pasword_file="/p"),
+        "kafka.security.pasword_file: unknown key (did you mean kafka.security.password_file?)",
+    ),
+    (
+        {"kafka": {"client": {"sasl.password": "x"}}},
+        "kafka.client.sasl.password: TLS and SASL settings belong in kafka.security (secrets are read from "
+        "files there); use kafka.security.password_file",
+    ),
+    ({"kafka": {"client": {"security.protocol": "ssl"}}}, "use kafka.security.protocol"),
+    ({"kafka": {"client": {"ssl.ca.location": "/ca"}}}, "use kafka.security.ca_file"),
+    (
+        {"kafka": {"client": {"ssl.endpoint.identification.algorithm": "none"}}},
+        "use kafka.security.verify_hostname",
+    ),
+    ({"kafka": {"client": {"ssl.key.pem": "-----BEGIN"}}}, "kafka.client.ssl.key.pem: can carry credentials"),
+    (
+        {"kafka": {"client": {"enable.ssl.certificate.verification": False}}},
+        "kafka.client.enable.ssl.certificate.verification: would accept any certificate",
+    ),
+    ({"kafka": {"client": {"sasl.oauthbearer.client.secret": "s"}}}, "can carry credentials or key material"),
+    ({"schema_registry": {"url": "ftp://r:1"}}, "schema_registry.url: must be an http:// or https:// URL"),
+    (
+        {"schema_registry": {"url": "https://u:p@r:8081"}},
+        "schema_registry.url: must not carry credentials; use schema_registry.username and password_file",
+    ),
+    (
+        {"schema_registry": {"url": "https://r", "username": "u"}},
+        "schema_registry.password_file: username and",
+    ),
+    (
+        {"schema_registry": {"url": "http://r", "username": "u", "password_file": "/p"}},
+        "schema_registry.password_file: basic auth over http:// would send the password as it is; use https://",
+    ),
+    (
+        {"schema_registry": {"url": "http://r", "ca_file": "/ca"}},
+        "schema_registry.ca_file: only used with an https",
+    ),
+    ({"schema_registry": {"username": "u"}}, "schema_registry.username: only used with schema_registry.url"),
+    (
+        {"schema_registry": {"url": "https://r", "password": "p"}},
+        "schema_registry.password: secrets are never",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
@@ -101,6 +193,7 @@ def test_a_full_config_round_trips(tmp_path: Path) -> None:
         ({"metrics": {"listen": "9464"}}, "metrics.listen: must be HOST:PORT"),
         ({"log": {"level": "verbose"}}, "log.level: must be debug, info, warning or error"),
         ([1, 2], "config: the top level must be a mapping"),
+        *SECURITY_CASES,
     ],
 )
 def test_bad_values_name_the_key(data: object, needle: str) -> None:
@@ -131,3 +224,37 @@ def test_hostname_falls_back_to_node_name(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("NODE_NAME", "worker-3")
     assert config.validate({}).hostname == "worker-3"
     assert config.validate({"host": "explicit"}).hostname == "explicit"
+
+
+def test_a_full_security_config(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "kafka:\n  security:\n    protocol: SASL_SSL\n    ca_file: /s/ca.crt\n    cert_file: /s/tls.crt\n"
+        "    key_file: /s/tls.key\n    key_password_file: /s/key-password\n"
+        "    sasl_mechanism: SCRAM-SHA-256\n    username: collector\n    password_file: /s/password\n"
+        "schema_registry: {url: 'https://registry:8081', username: sr, password_file: /s/sr,\n"
+        "                  ca_file: /s/ca.crt}\n"
+    )
+    cfg = config.load(p)
+    sec = cfg.kafka.security
+    assert (sec.tls, sec.sasl, sec.verify_hostname) == (True, True, True)
+    assert [k for k, _ in sec.files()] == [
+        "kafka.security.ca_file",
+        "kafka.security.cert_file",
+        "kafka.security.key_file",
+        "kafka.security.key_password_file",
+        "kafka.security.password_file",
+    ]
+    assert cfg.schema_registry.enabled
+    assert cfg.schema_registry.files() == [
+        ("schema_registry.password_file", "/s/sr"),
+        ("schema_registry.ca_file", "/s/ca.crt"),
+    ]
+
+
+def test_plain_is_allowed_over_sasl_ssl_and_the_default_is_plaintext() -> None:
+    cfg = config.validate(_sec(**SASL, sasl_mechanism="PLAIN"))
+    assert cfg.kafka.security.sasl_mechanism == "PLAIN"
+    default = config.validate({}).kafka.security
+    assert (default.protocol, default.sasl_mechanism, default.files()) == ("PLAINTEXT", "SCRAM-SHA-512", [])
+    assert not config.validate({}).schema_registry.enabled
