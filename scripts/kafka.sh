@@ -23,6 +23,8 @@ cport=${EKP_KAFKA_CONTROLLER_PORT:-9093}
 pidfile=$run/broker.pid
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
+# shellcheck source=service.sh
+. "$here/service.sh"
 
 fetch() {
   if [ -f "$libs/.complete" ]; then return 0; fi
@@ -34,7 +36,6 @@ fetch() {
   touch "$libs/.complete"
 }
 
-alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
@@ -64,23 +65,10 @@ up() {
       -cp "$libs/*" kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 &
     echo $! > "$pidfile"
   fi
-  for _ in $(seq 1 120); do
-    if accepts; then log "up on 127.0.0.1:$port (pid $(cat "$pidfile"), logs $run/logs)"; return 0; fi
-    alive || { log "broker exited during start; see $run/logs"; tail -n 20 "$run/logs/stdout.log" >&2; exit 1; }
-    sleep 0.5
-  done
-  log "broker did not accept connections within 60 s; see $run/logs"; exit 1
+  wait_ready accepts "up on 127.0.0.1:$port" "$run/logs/stdout.log"
 }
 
-down() {
-  if ! alive; then rm -f "$pidfile"; log "not running"; return 0; fi
-  local pid; pid=$(cat "$pidfile")
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$pidfile"
-  log "stopped"
-}
+down() { stop 30; }
 
 case "${1:-}" in
   fetch) fetch ;;

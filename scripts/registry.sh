@@ -20,6 +20,8 @@ pidfile=$run/registry.pid
 api=http://127.0.0.1:$port/apis/ccompat/v7
 
 log() { printf 'registry: %s\n' "$*" >&2; }
+# shellcheck source=service.sh
+. "$(cd "$(dirname "$0")" && pwd)/service.sh"
 
 fetch() {
   if [ -f "$home/.complete" ]; then return 0; fi
@@ -33,7 +35,6 @@ fetch() {
   touch "$home/.complete"
 }
 
-alive() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 answers() { curl -sf -o /dev/null --max-time 2 "$api/subjects"; }
 
@@ -50,23 +51,10 @@ up() {
       echo $! > "$pidfile"
     )
   fi
-  for _ in $(seq 1 120); do
-    if answers; then log "up at $api (pid $(cat "$pidfile"), log $run/registry.log)"; return 0; fi
-    alive || { log "registry exited during start"; tail -n 20 "$run/registry.log" >&2; exit 1; }
-    sleep 0.5
-  done
-  log "registry did not answer within 60 s; see $run/registry.log"; exit 1
+  wait_ready answers "up at $api" "$run/registry.log"
 }
 
-down() {
-  if ! alive; then rm -f "$pidfile"; log "not running"; return 0; fi
-  local pid; pid=$(cat "$pidfile")
-  kill -TERM "$pid"
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$pidfile"
-  log "stopped"
-}
+down() { stop 20; }
 
 case "${1:-}" in
   fetch) fetch ;;
