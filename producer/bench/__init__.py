@@ -127,6 +127,9 @@ def _progress(m: Measurement) -> str:
         return m.status[:300]
     if m.pipeline == "untraced":
         return f"generated={m.generated} in {m.load_s:.2f} s, load {report.fmt(m.load_us_per_op, 2)} µs/open"
+    if m.mode == "idle":
+        lat = ", ".join(f"{x:.0f}" for x in m.latencies_ms)
+        return f"generated={m.generated} delivered={m.delivered} latency ms: {lat} [{m.self_reported}]"
     return (
         f"generated={m.generated} delivered={m.delivered} lost={m.lost} "
         f"cpu={report.fmt(m.cpu_us_per_event, 2)} µs/ev p99={report.fmt(m.lat_p99_ms, 1)} ms "

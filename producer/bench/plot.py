@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import median, rate_order, select
+from .report import CPU_TARGET_US, median, rate_order, select
 from .runner import Measurement
 
 STYLE = {
@@ -63,6 +63,7 @@ def plot(
             ax.plot(xs, ys, marker=marker, color=color, label=p)
     if hi:
         top.plot([lo, hi], [lo, hi], color="grey", linestyle=":", linewidth=1, label="delivered = offered")
+    bottom.axhline(CPU_TARGET_US, color="grey", linestyle="--", linewidth=1, label="target")
     top.set_ylabel("delivered events/s")
     mid.set_ylabel("lost, % of generated")
     bottom.set_ylabel("pipeline CPU µs / delivered event")
