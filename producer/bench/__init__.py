@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -137,9 +138,16 @@ def _progress(m: Measurement) -> str:
     )
 
 
+def _interrupt(_sig: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
     plan = _plan(args)
     host.ensure_tools()
+    # A SIGTERM (a timeout, a CI runner) unwinds like Ctrl-C: each pipeline runs in a session of its
+    # own, so only the finally blocks on the way out stop it, and the broker this run started.
+    signal.signal(signal.SIGTERM, _interrupt)
     plan.out.mkdir(parents=True, exist_ok=True)
     machine = host.machine()
     schedule = _schedule(plan)
