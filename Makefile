@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down registry-fetch bench clean
+.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down registry-fetch bench bench-setup clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
@@ -53,8 +53,16 @@ test-helm: setup tools
 test: kafka-up registry-fetch tools lint typecheck
 	$(PY) -m pytest
 
-bench: kafka-up
-	$(PY) -m tests.bench.throughput
+# The benchmark's own tools: bpftrace, kcat, gcc (Debian's) and matplotlib (the bench extra).
+bench-setup: setup
+	@bash scripts/bench-setup.sh
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
+
+# file_open through the collector, bpftrace | kcat and a naive BCC reader (~45 min, as root);
+# results in docs/benchmarks/. It runs a broker of its own (EKP_KAFKA_PORT, default 19092), never
+# the shared one on 9092. `make bench BENCH_ARGS=--quick` checks the instrument in ~5 minutes.
+bench: bench-setup
+	$(VENV)/bin/ebpf-producer bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Command line: run, check, tail, print-bpf.
+"""Command line: run, check, tail, print-bpf, bench.
 
 Every ProducerError ends the process with one line on stderr and the error's
 exit code; nothing else is caught here, so a bug still shows its traceback.
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, codec, config, log, preflight, registry, sink
+from . import __version__, bench, codec, config, log, preflight, registry, sink
 from .errors import BrokerUnreachableError, ProducerError, RegistryError, SchemaError
 
 
@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("print-bpf", help="print the BPF sources and the exact compiler flags, then exit")
     pb.add_argument("--config", "-c")
     pb.set_defaults(func=_print_bpf)
+
+    bench.add_parser(sub)
     return p
 
 
