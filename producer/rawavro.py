@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import events
+from .containers import ContainerInfo
 from .events import DecodeContext
 
 # Zigzagged values below 2**14 (ints in -8192..8191): one lookup.
@@ -74,7 +75,7 @@ def _bool(v: bool) -> bytes:
     return _TRUE if v else _FALSE
 
 
-ContainerOf = Callable[[int], "str | None"]
+ContainerOf = Callable[[int], "ContainerInfo | None"]
 # (raw, cpu, boot_to_wall_ns, container_of) -> (Avro body, strings escaped?)
 Encoder = Callable[[bytes, int, int, ContainerOf], tuple[bytes, bool]]
 
@@ -94,9 +95,10 @@ class Static:
     def container(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
         enc = self._containers.get(cgroup_id)
         if enc is None:
-            cid = container_of(cgroup_id)
+            info = container_of(cgroup_id)
+            cid = None if info is None else info.container_id
             enc = _opt_string(None if cid is None else cid.encode())
-            if cid is not None:  # a miss may resolve later (a new container): only hits are kept
+            if info is not None:  # an unknown cgroup may be found later (a new container): not kept
                 self._containers[cgroup_id] = enc
         return enc
 

@@ -213,7 +213,7 @@ class Reader:
         produce = self.sink.produce
         string_at = ct.string_at
         other_failure = ledger.delivery_slot("other")
-        container_id = self.containers.container_id
+        container_of = self.containers.lookup
 
         def on_sample(_cookie: Any, data: int, size: int) -> None:
             try:
@@ -227,7 +227,7 @@ class Reader:
                         words[suspect_i] = 0  # counted by the reader before us, which died before moving on
                         return
                     outcome = ledger.ENCODE_ERROR  # the parse inside raises DecodeError for bad bytes
-                    body, escaped = encode(raw, cpu, self.boot_to_wall_ns, container_id)
+                    body, escaped = encode(raw, cpu, self.boot_to_wall_ns, container_of)
                     outcome = other_failure
                     result = produce(topic, frame + body, key, headers, on_delivery)
                     outcome = ledger.PRODUCED if result is None else result

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer import codec, events, rawavro
+from producer.containers import ContainerInfo
 from producer.errors import DecodeError
 from tests.unit.conftest import CTX
 from tests.unit.rawrecords import exec_record, exit_record, fork_record, open_record, tcp_record
@@ -35,13 +36,16 @@ BUILDERS: dict[str, Callable[..., bytes]] = {
 }
 
 
-def containers(cgroup_id: int) -> str | None:
-    return f"{cgroup_id:064x}" if cgroup_id % 2 else None
+def containers(cgroup_id: int) -> ContainerInfo | None:
+    if cgroup_id % 3 == 0:
+        return None  # a cgroup the resolver does not know
+    return ContainerInfo("/x", f"{cgroup_id:064x}" if cgroup_id % 2 else None, None)
 
 
 def reference(event_type: str, raw: bytes, cpu: int = 0) -> bytes:
     rec = events.DECODERS[event_type](raw, cpu, CTX, OFFSET)
-    rec["container_id"] = containers(rec["cgroup_id"])
+    info = containers(rec["cgroup_id"])
+    rec["container_id"] = None if info is None else info.container_id
     return REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :]
 
 
