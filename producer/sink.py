@@ -259,9 +259,13 @@ class Sink:
             pass
         except KafkaException as e:
             return self._immediate_failure(e)
-        deadline = time.monotonic() + (0.0 if self._saturated else self._max_block_s)
+        # Waiting for room is worth it within the budget only. Once the queue stayed full that
+        # long, a record must cost no wait at all, or the reader falls behind its perf rings and
+        # the kernel starts dropping too.
+        hurry = self._saturated or self._should_stop()
+        deadline = time.monotonic() + (0.0 if hurry else self._max_block_s)
         while True:
-            p.poll(0.005)
+            p.poll(0.0 if hurry else 0.005)
             try:
                 p.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 self._saturated = False

@@ -187,9 +187,9 @@ class CollectorRunner:
             self.proc.wait()
         # readers exit on their own when the supervisor dies (PR_SET_PDEATHSIG)
 
-    def final_ledger_from_log(self, event_type: str | None = None) -> dict[str, int]:
-        """The last ledger_final line (of `event_type`, when given)."""
-        ev = [e for e in self.log_events("ledger_final") if event_type in (None, e.get("event_type"))]
+    def final_ledger_from_log(self, event_type: str) -> dict[str, int]:
+        """The ledger_final line of one event type (there is one per type)."""
+        ev = [e for e in self.log_events("ledger_final") if e.get("event_type") == event_type]
         assert ev, f"no ledger_final line:\n{self.log()}"
         return {k: int(v) for k, v in ev[-1].items() if v.lstrip("-").isdigit()}
 

@@ -245,7 +245,7 @@ def test_sigterm_during_broker_outage(
         load.wait()
     assert took < timeout_s + 5, took
     # the broker is down, so the final report could not be published: the log carries it
-    final = collector.final_ledger_from_log()
+    final = collector.final_ledger_from_log("process_exec")
     assert final["seen"] == final["delivered"] + final["dropped"]
     assert final["in_flight"] == 0
     assert final.get("drop_shutdown", 0) > 0, final
