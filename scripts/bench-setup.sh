@@ -11,14 +11,6 @@ if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (it installs Debian packages)"; exit 1
 fi
 
-pkgs=(bpftrace kcat gcc libc6-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=apt.sh
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
+ensure_packages bpftrace kcat gcc libc6-dev

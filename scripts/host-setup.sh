@@ -13,17 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (it installs packages and mounts tracefs)"; exit 1
 fi
 
-pkgs=(python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps openssl)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=apt.sh
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
+ensure_packages python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps openssl
 
 kver=$(uname -r)
 moddir=/lib/modules/$kver

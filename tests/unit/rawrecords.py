@@ -4,6 +4,7 @@ which tests/integration/test_layout.py checks against the compiler)."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from producer import events
@@ -137,3 +138,15 @@ def tcp_record(
         raw(saddr),
         raw(daddr),
     )
+
+
+# One builder per event type: what the record-level tests iterate over.
+BUILDERS: dict[str, Callable[..., bytes]] = {
+    "process_exec": exec_record,
+    "process_exit": exit_record,
+    "process_fork": fork_record,
+    "file_open": open_record,
+    "tcp_connect": lambda **kw: tcp_record("tcp_connect", **kw),
+    "tcp_accept": lambda **kw: tcp_record("tcp_accept", **kw),
+    "tcp_close": lambda **kw: tcp_record("tcp_close", **kw),
+}

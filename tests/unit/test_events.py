@@ -13,7 +13,6 @@ import json
 import os
 import re
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,20 +24,10 @@ from producer.config import EVENT_TYPES
 from producer.errors import DecodeError
 from producer.events import DecodeContext
 from tests.unit.conftest import CTX
-from tests.unit.rawrecords import exec_record, exit_record, fork_record, open_record, tcp_record
+from tests.unit.rawrecords import BUILDERS, exec_record, exit_record, fork_record, open_record, tcp_record
 
 OFFSET = 1_700_000_000_000_000_000
 SCHEMAS = {t: codec.load_schema(t) for t in events.STREAM_TYPES}
-
-BUILDERS: dict[str, Callable[..., bytes]] = {
-    "process_exec": exec_record,
-    "process_exit": exit_record,
-    "process_fork": fork_record,
-    "file_open": open_record,
-    "tcp_connect": lambda **kw: tcp_record("tcp_connect", **kw),
-    "tcp_accept": lambda **kw: tcp_record("tcp_accept", **kw),
-    "tcp_close": lambda **kw: tcp_record("tcp_close", **kw),
-}
 
 
 def decode(event_type: str, raw: bytes, cpu: int = 0, ctx: DecodeContext = CTX) -> dict[str, Any]:

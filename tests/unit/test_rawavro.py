@@ -8,7 +8,6 @@ both paths must agree on rejecting them, too).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,21 +18,12 @@ from producer import codec, events, rawavro
 from producer.containers import ContainerInfo
 from producer.errors import DecodeError
 from tests.unit.conftest import CTX
-from tests.unit.rawrecords import exec_record, exit_record, fork_record, open_record, tcp_record
+from tests.unit.rawrecords import BUILDERS, exec_record, exit_record, open_record, tcp_record
 
 OFFSET = 1_700_000_000_123_456_789
 SCHEMAS = {t: codec.load_schema(t) for t in events.STREAM_TYPES}
 REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in events.STREAM_TYPES}
 FAST = {t: rawavro.encoder_for(t, CTX) for t in events.STREAM_TYPES}
-BUILDERS: dict[str, Callable[..., bytes]] = {
-    "process_exec": exec_record,
-    "process_exit": exit_record,
-    "process_fork": fork_record,
-    "file_open": open_record,
-    "tcp_connect": lambda **kw: tcp_record("tcp_connect", **kw),
-    "tcp_accept": lambda **kw: tcp_record("tcp_accept", **kw),
-    "tcp_close": lambda **kw: tcp_record("tcp_close", **kw),
-}
 
 
 def containers(cgroup_id: int) -> ContainerInfo | None:
