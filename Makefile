@@ -38,8 +38,8 @@ demo: kafka-up
 	@bash scripts/demo.sh
 
 lint: setup
-	$(PY) -m ruff check producer tests
-	$(PY) -m ruff format --check producer tests
+	$(PY) -m ruff check producer bench tests
+	$(PY) -m ruff format --check producer bench tests
 
 typecheck: setup
 	$(PY) -m mypy
@@ -62,7 +62,7 @@ bench-setup: setup
 # results in docs/benchmarks/. It runs a broker of its own (EKP_KAFKA_PORT, default 19092), never
 # the shared one on 9092. `make bench BENCH_ARGS=--quick` checks the instrument in ~5 minutes.
 bench: bench-setup
-	$(VENV)/bin/ebpf-producer bench $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

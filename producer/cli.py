@@ -1,4 +1,4 @@
-"""Command line: run, check, tail, print-bpf, bench.
+"""Command line: run, check, tail, print-bpf.
 
 Every ProducerError ends the process with one line on stderr and the error's
 exit code; nothing else is caught here, so a bug still shows its traceback.
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, bench, codec, config, log, preflight, registry, sink
+from . import __version__, codec, config, log, preflight, registry, resources, sink
 from .errors import BrokerUnreachableError, ProducerError, RegistryError, SchemaError
 
 
@@ -80,7 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     pb.add_argument("--config", "-c")
     pb.set_defaults(func=_print_bpf)
 
-    bench.add_parser(sub)
     return p
 
 
@@ -110,12 +109,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _print_bpf(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from .loader import SOURCE, cflags
+    from .loader import cflags
 
-    bpf_dir = codec.project_dir("bpf")
+    bpf_dir = resources.require("bpf", resources.BPF_FILES)
     print(f"// cflags: {' '.join(cflags(cfg))}")
-    # the main file, then the headers it includes, in the order the compiler reads them
-    for name in (SOURCE, "ledger.bpf.h", "records.bpf.h", "events.h"):
+    for name in resources.BPF_FILES:
         print(f"\n// ---- {bpf_dir / name}\n")
         print((bpf_dir / name).read_text())
     return 0

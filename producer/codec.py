@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import fastavro.schema
 import fastavro.validation
 
 from .errors import SchemaError
+from .resources import data_dir
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
@@ -37,14 +37,6 @@ CONTENT_TYPE = b"application/vnd.apache.avro+single-object"
 CONFLUENT_MAGIC = b"\x00"
 CONFLUENT_HEADER_LEN = 5
 CONFLUENT_CONTENT_TYPE = b"application/vnd.confluent.avro"
-
-
-def project_dir(name: str) -> Path:
-    """bpf/ or schemas/: from $EKP_<NAME>_DIR, else next to the package (checkout or editable install)."""
-    env = os.environ.get(f"EKP_{name.upper()}_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / name
 
 
 @dataclass(frozen=True)
@@ -62,11 +54,11 @@ class Schema:
 
 def load_schema(name: str, directory: Path | None = None) -> Schema:
     """schemas/<name>.avsc, parsed. Raises SchemaError naming the file."""
-    path = (directory or project_dir("schemas")) / f"{name}.avsc"
+    path = (directory or data_dir("schemas")) / f"{name}.avsc"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise SchemaError(f"schema {path}: cannot read ({e.strerror}); is EKP_SCHEMAS_DIR right?") from None
+        raise SchemaError(f"schema {path}: cannot read ({e.strerror}); is the install complete?") from None
     return parse_schema(name, text, str(path))
 
 
@@ -89,7 +81,7 @@ def parse_schema(name: str, text: str, where: str) -> Schema:
 
 def load_all(directory: Path | None = None) -> dict[bytes, Schema]:
     """Every schema in schemas/, current and released (messages written by older versions), by fingerprint."""
-    d = directory or project_dir("schemas")
+    d = directory or data_dir("schemas")
     out: dict[bytes, Schema] = {}
     for path in sorted(d.glob("released/*/v*.avsc")):
         s = load_schema(path.stem, path.parent)

@@ -184,6 +184,10 @@ class EventsConfig:
         """Enabled event types carried by perf buffers (syscall_counts is published from a map)."""
         return tuple(n for n in EVENT_TYPES if n != "syscall_counts" and getattr(self, n).enabled)
 
+    def enabled_types(self) -> tuple[str, ...]:
+        """Every enabled event type, the aggregate included: each has a topic, a schema and a subject."""
+        return tuple(n for n in EVENT_TYPES if getattr(self, n).enabled)
+
 
 @dataclass(frozen=True, kw_only=True)
 class IdList:

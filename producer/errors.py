@@ -21,6 +21,7 @@ the module that calls the library::
     ├── BpfError               compiling, verifying or attaching failed
     │   └── LayoutDriftError   bpf/events.h and producer/events.py disagree
     ├── SchemaError            a schemas/*.avsc file is missing or invalid
+    │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
     └── RegistryError          the schema registry refused a request (auth, incompatible schema)
         └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
 
@@ -95,6 +96,10 @@ class LayoutDriftError(BpfError):
 
 class SchemaError(ProducerError):
     exit_code = 6
+
+
+class PackageDataError(SchemaError):
+    """The installed package (or image) lacks its BPF sources or schemas: checked before any BPF loads."""
 
 
 class RegistryError(ProducerError):

@@ -22,15 +22,14 @@ from typing import Any
 import structlog
 
 from . import events, procfs
-from .codec import project_dir
 from .config import EVENT_TYPES, Config
 from .containers import ContainerResolver
 from .errors import BpfError, ConfigError, LayoutDriftError
 from .ledger import KernelCounts
+from .resources import BPF_FILES, BPF_SOURCE, require
 
 log = structlog.get_logger("loader")
 
-SOURCE = "collector.bpf.c"
 FILTER_ALLOW, FILTER_DENY = 1, 2
 _ALLOW_BITS = {"comm": 1 << 0, "uid": 1 << 1, "pid": 1 << 2, "cgroup": 1 << 3}
 _PATH_ALLOW = 1 << 4
@@ -41,7 +40,7 @@ def perf_table(event_type: str) -> str:
 
 
 def cflags(cfg: Config, bpf_dir: Path | None = None) -> list[str]:
-    d = bpf_dir or project_dir("bpf")
+    d = bpf_dir or require("bpf", BPF_FILES)
     ev = cfg.events
     return [
         f"-I{d}",
@@ -80,14 +79,12 @@ class Loader:
 
     def __init__(self, cfg: Config, bpf_dir: Path | None = None) -> None:
         self.cfg = cfg
-        self.bpf_dir = bpf_dir or project_dir("bpf")
+        self.bpf_dir = bpf_dir or require("bpf", BPF_FILES)
         self.bpf: Any = None
         self.tracepoints: list[str] = []
 
     def compile(self) -> None:
-        src = self.bpf_dir / SOURCE
-        if not src.is_file():
-            raise BpfError(f"bpf: {src} not found; set EKP_BPF_DIR to the project's bpf/ directory")
+        src = self.bpf_dir / BPF_SOURCE
         try:
             self.bpf = _bpf_class()(src_file=str(src).encode(), cflags=cflags(self.cfg, self.bpf_dir))
         except BpfError:

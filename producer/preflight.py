@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import codec, secretfiles, sink
+from . import codec, resources, secretfiles, sink
 from .config import Config
 from .errors import BccMissingError, HeadersError, PreflightError, PrivilegeError, ProducerError, TracefsError
 
@@ -104,7 +104,7 @@ def check_tracefs(cfg: Config, candidates: tuple[Path, ...] = TRACEFS_CANDIDATES
             f"'mount -t tracefs tracefs {candidates[0]}' (scripts/host-setup.sh does this; "
             "in Kubernetes mount the host's /sys/kernel/tracing)"
         )
-    wanted = [*BASE_TRACEPOINTS, *(tp for name in _enabled(cfg) for tp in TRACEPOINTS[name])]
+    wanted = [*BASE_TRACEPOINTS, *(tp for name in cfg.events.enabled_types() for tp in TRACEPOINTS[name])]
     missing = sorted({tp for tp in wanted if not (root / "events" / tp).is_dir()})
     if missing:
         raise TracefsError(
@@ -112,11 +112,6 @@ def check_tracefs(cfg: Config, candidates: tuple[Path, ...] = TRACEFS_CANDIDATES
             "lacks them (CONFIG_FTRACE_SYSCALLS?) - disable the event types that need them"
         )
     return Check("tracefs", str(root))
-
-
-def _enabled(cfg: Config) -> list[str]:
-    ev = cfg.events
-    return [*ev.enabled(), *(["syscall_counts"] if ev.syscall_counts.enabled else [])]
 
 
 def check_headers(
@@ -146,12 +141,18 @@ def check_readers(cfg: Config) -> Check:
     return Check("readers", f"{len(groups)}: " + " ".join(",".join(map(str, g)) for g in groups))
 
 
+def check_package_data() -> Check:
+    """The BPF sources travel inside the package (or image): missing ones are an incomplete install."""
+    return Check("package data", str(resources.require("bpf", resources.BPF_FILES)))
+
+
 def check_schemas(cfg: Config) -> Check:
     """Every schema the run will encode with, loaded now rather than after the BPF is attached."""
-    names = [*cfg.events.enabled(), "drop_report"]
+    names = [*cfg.events.enabled_types(), "drop_report"]
+    d = resources.require("schemas", [f"{n}.avsc" for n in names])
     for name in names:
         codec.load_schema(name)
-    return Check("schemas", f"{codec.project_dir('schemas')}: {', '.join(names)}")
+    return Check("schemas", f"{d}: {', '.join(names)}")
 
 
 def check_credentials(cfg: Config) -> Check:
@@ -164,7 +165,7 @@ def check_kafka(cfg: Config) -> Check:
     brokers = sink.check_broker(cfg.kafka)
     detail = f"{cfg.kafka.bootstrap_servers} ({brokers} broker{'s' if brokers != 1 else ''})"
     if cfg.kafka.create_topics:
-        topics = [cfg.kafka.topic(t) for t in cfg.events.enabled()] + [cfg.kafka.drops_topic]
+        topics = [cfg.kafka.topic(t) for t in cfg.events.enabled_types()] + [cfg.kafka.drops_topic]
         created = sink.ensure_topics(cfg.kafka, topics)
         if created:
             detail += f", created {', '.join(created)}"
@@ -176,6 +177,7 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "bcc", check_bcc
     yield "tracefs", lambda: check_tracefs(cfg)
     yield "kernel headers", check_headers
+    yield "package data", check_package_data
     yield "schemas", lambda: check_schemas(cfg)
     yield "readers", lambda: check_readers(cfg)
     yield "credentials", lambda: check_credentials(cfg)

@@ -37,8 +37,8 @@ def subject(topic: str) -> str:
 
 
 def subjects(cfg: Config) -> dict[str, str]:
-    """Schema name -> its subject: every enabled event type and the drop report."""
-    out = {name: subject(cfg.kafka.topic(name)) for name in cfg.events.enabled()}
+    """Schema name -> its subject: every enabled event type (syscall_counts too) and the drop report."""
+    out = {name: subject(cfg.kafka.topic(name)) for name in cfg.events.enabled_types()}
     out["drop_report"] = subject(cfg.kafka.drops_topic)
     return out
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent extras for `ebpf-producer bench` (Debian 12, root): the peer pipeline the benchmark
+# Idempotent extras for `python -m bench` (`make bench`) (Debian 12, root): the peer pipeline the benchmark
 # measures the collector against (bpftrace 0.17 | kcat 1.7, Debian's own packages, so a user's
 # `apt install` gets the same versions) and a C compiler for the load generator.
 # Each package is checked before anything is installed, so a second run changes nothing.

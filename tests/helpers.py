@@ -92,6 +92,9 @@ class CollectorRunner:
     proc: subprocess.Popen[bytes] | None = None
     # Runs before the collector's command, e.g. setpriv to confine its capabilities.
     wrapper: list[str] = field(default_factory=list)
+    # The collector itself: the checkout's by default, an installed `ebpf-producer` to test what users get.
+    command: list[str] = field(default_factory=lambda: list(CLI))
+    cwd: Path = ROOT
     log_path: Path = field(init=False)
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -119,13 +122,13 @@ class CollectorRunner:
         wait_readers: bool = True,
     ) -> None:
         path = self.write_config(overrides)
-        cmd = [*self.wrapper, *CLI, "run", "--config", str(path)]
+        cmd = [*self.wrapper, *self.command, "run", "--config", str(path)]
         if duration is not None:
             cmd += ["--duration", str(duration)]
         self._log = self.log_path.open("wb")
         # A session of its own, so a test can signal the whole process group like a terminal's Ctrl-C.
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd, start_new_session=True
         )
         if wait_readers:
             self.wait_for_log("reader_started", count=len(self.reader_pids_expected()), timeout=60)
@@ -352,6 +355,17 @@ def http_get(port: int, path: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def wait_ready(port: int, timeout: float = 30.0) -> tuple[int, str]:
+    """Poll /readyz as a kubelet's readiness probe would: the readers can start before the supervisor
+    has heard from the broker, so a single early probe may rightly say 503."""
+    end = time.monotonic() + timeout
+    while True:
+        status, body = http_get(port, "/readyz")
+        if status == 200 or time.monotonic() >= end:
+            return status, body
+        time.sleep(0.2)
 
 
 def iter_json_lines(text: str) -> Iterator[dict[str, Any]]:

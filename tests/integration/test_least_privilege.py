@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import CLI, ROOT, Broker, CollectorRunner, consume, http_get
+from tests.helpers import CLI, ROOT, Broker, CollectorRunner, consume, wait_ready
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 
@@ -66,7 +66,7 @@ def test_an_exec_reaches_kafka_with_only_the_charts_capabilities(
         caps = cap_sets(runner.proc.pid)
         want = sum(1 << CAP_BITS[c] for c in CHART_CAPS)
         assert caps["CapEff"] == caps["CapBnd"] == want, caps  # really confined, not full root
-        assert http_get(runner.metrics_port(), "/readyz")[0] == 200  # the chart's readiness probe
+        assert wait_ready(runner.metrics_port())[0] == 200  # the chart's readiness probe
 
         marker = f"lp-{uuid.uuid4().hex}"
         assert subprocess.run(["/bin/sh", "-c", "exit 0", marker], check=False).returncode == 0

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from producer import bench, cli, config
-from producer.bench import pipelines, report
-from producer.bench.pipelines import BpftraceKcat, Decoded, Lost, Target
-from producer.bench.runner import Measurement, percentile
+import bench
+from bench import pipelines, report
+from bench.pipelines import BpftraceKcat, Decoded, Lost, Target
+from bench.runner import Measurement, percentile
+from producer import config
 from producer.errors import ConfigError
 
 T = Target(comm="ekpb-0123abcd", path=Path("/tmp/ekp-bench-x/target"), prefix="ekpbench-1")
 
 
 def plan(*argv: str) -> bench.Plan:
-    return bench._plan(cli._parser().parse_args(["bench", *argv]))
+    return bench._plan(bench.parser().parse_args(list(argv)))
 
 
 def run(pipeline: str, rate: int, generated: int, delivered: int, **kw: float) -> Measurement:
@@ -75,7 +76,9 @@ def test_plan_refuses_bad_options(argv: list[str]) -> None:
 
 def test_the_printed_command_reproduces_the_plan() -> None:
     p = plan("--quick", "--pipelines", "collector,naive-bcc", "--rates", "1000,max")
-    again = plan(*shlex.split(p.command())[2:], "--out", str(p.out))
+    prog = shlex.split(p.command())
+    assert prog[:3] == ["python", "-m", "bench"]
+    again = plan(*prog[3:], "--out", str(p.out))
     assert again.command() == p.command()
 
 

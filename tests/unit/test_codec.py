@@ -8,7 +8,7 @@ import struct
 import fastavro
 import pytest
 
-from producer import codec
+from producer import codec, resources
 from producer.errors import SchemaError
 
 _EMPTY = 0xC15D213AA4D7A795
@@ -36,7 +36,7 @@ def test_independent_crc_matches_the_spec_vector() -> None:
 @pytest.mark.parametrize("name", ["process_exec", "drop_report"])
 def test_frame_fingerprint_matches_the_schema_file(name: str) -> None:
     s = codec.load_schema(name)
-    raw = json.loads((codec.project_dir("schemas") / f"{name}.avsc").read_text())
+    raw = json.loads((resources.data_dir("schemas") / f"{name}.avsc").read_text())
     canonical = fastavro.schema.to_parsing_canonical_form(raw)
     assert s.canonical == canonical
     assert s.fingerprint == struct.pack("<Q", _crc64_avro(canonical.encode()))
@@ -125,7 +125,7 @@ def test_the_registered_text_is_the_whole_schema(name: str) -> None:
 
 
 def test_messages_written_with_a_released_version_still_decode() -> None:
-    v1 = codec.load_schema("v1", codec.project_dir("schemas") / "released" / "process_exec")
+    v1 = codec.load_schema("v1", resources.data_dir("schemas") / "released" / "process_exec")
     old = {
         "timestamp": 1,
         "boot_ns": 1,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer import codec, events, loader
+from producer import codec, events, loader, resources
 from producer.config import EVENT_TYPES
 from producer.errors import DecodeError
 from producer.events import DecodeContext
@@ -38,17 +38,17 @@ def decode(event_type: str, raw: bytes, cpu: int = 0, ctx: DecodeContext = CTX) 
 
 
 def test_every_event_type_has_a_layout_decoder_schema_and_program() -> None:
-    src = (codec.project_dir("bpf") / loader.SOURCE).read_text()
+    src = (resources.data_dir("bpf") / resources.BPF_SOURCE).read_text()
     for t in EVENT_TYPES:
         assert t in events.EVENT_TYPE_IDS
-        assert (codec.project_dir("schemas") / f"{t}.avsc").is_file()
+        assert (resources.data_dir("schemas") / f"{t}.avsc").is_file()
         assert f"EKP_ENABLE_{t.upper()}" in src, t
         if t in events.STREAM_TYPES:
             assert t in events.DECODERS and t in events.LAYOUTS
             assert f"BPF_PERF_OUTPUT({loader.perf_table(t)})" in src, t
     assert set(events.STREAM_TYPES) | {"syscall_counts"} == set(EVENT_TYPES)
     # the kernel's type ids are the ones bpf/events.h defines
-    header = (codec.project_dir("bpf") / "events.h").read_text()
+    header = (resources.data_dir("bpf") / "events.h").read_text()
     for t, i in events.EVENT_TYPE_IDS.items():
         assert re.search(rf"#define EKP_EVENT_{t.upper()} {i}\b", header), t
 
@@ -56,7 +56,7 @@ def test_every_event_type_has_a_layout_decoder_schema_and_program() -> None:
 @pytest.mark.parametrize("event_type", events.STREAM_TYPES)
 def test_schema_and_decoder_agree_field_by_field(event_type: str) -> None:
     rec = decode(event_type, BUILDERS[event_type]())
-    avsc = json.loads((codec.project_dir("schemas") / f"{event_type}.avsc").read_text())
+    avsc = json.loads((resources.data_dir("schemas") / f"{event_type}.avsc").read_text())
     names = [f["name"] for f in avsc["fields"]]
     assert set(names) == set(rec), set(names) ^ set(rec)
     assert len(names) == len(set(names))
@@ -87,7 +87,7 @@ def test_common_fields_are_the_same_in_every_schema() -> None:
     for t in events.STREAM_TYPES:
         fields = {
             f["name"]: f
-            for f in json.loads((codec.project_dir("schemas") / f"{t}.avsc").read_text())["fields"]
+            for f in json.loads((resources.data_dir("schemas") / f"{t}.avsc").read_text())["fields"]
         }
         for name in common:
             assert name in fields, (t, name)

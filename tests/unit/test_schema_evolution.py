@@ -19,9 +19,9 @@ from typing import Any
 import fastavro
 import pytest
 
-from producer import codec
+from producer import resources
 
-SCHEMAS = codec.project_dir("schemas")
+SCHEMAS = resources.data_dir("schemas")
 CURRENT = sorted(p.stem for p in SCHEMAS.glob("*.avsc"))
 
 _PROMOTIONS = {

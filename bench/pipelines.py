@@ -3,7 +3,7 @@
 - collector, collector-tuned: `ebpf-producer run` of this checkout (whatever `producer` is on
   the branch), with the built-in defaults or the throughput settings, file_open only.
 - bpftrace-kcat: `bpftrace -B line -f json file_open.bt COMM | kcat -P`, the peer a user reaches for.
-- naive-bcc: tests/bench/naive_bcc.py, a single-process BCC reader with default settings.
+- naive-bcc: bench/peers/naive_bcc.py, a single-process BCC reader with default settings.
 - untraced: no pipeline at all, for the workload's own cost.
 
 Every pipeline filters in the kernel to the run's unique task name and writes to a topic of
@@ -29,17 +29,19 @@ from typing import IO, Any, cast
 
 import yaml
 
-from .. import codec
-from ..config import EVENT_TYPES
-from ..ledger import DROP_REASONS
+from producer import codec
+from producer.config import EVENT_TYPES
+from producer.ledger import DROP_REASONS
+
 from .broker import Topics
 
-# The benchmark runs from a checkout: its load, baseline and peer programs live beside the package.
-ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
-BPFTRACE_PROGRAM = TESTS / "bench" / "file_open.bt"
-NAIVE_READER = TESTS / "bench" / "naive_bcc.py"
-NAIVE_SCHEMA = TESTS / "bench" / "naive.avsc"
+# The benchmark runs from a checkout (it is not part of the installed product): its load and peer
+# programs live beside it, and it measures whatever `producer` the checkout's virtualenv has.
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BPFTRACE_PROGRAM = HERE / "peers" / "file_open.bt"
+NAIVE_READER = HERE / "peers" / "naive_bcc.py"
+NAIVE_SCHEMA = HERE / "peers" / "naive.avsc"
 
 # The collector's best throughput settings found on the 2-core VM (docs/benchmarks.md says how they
 # were picked; --tuned-config tries others): a 4 MiB ring per CPU rides out the reader's slower

@@ -1,4 +1,4 @@
-"""`ebpf-producer bench`: file_open through this collector, bpftrace | kcat and a naive BCC reader,
+"""`python -m bench` (`make bench`): file_open through this collector, bpftrace | kcat and a naive BCC reader,
 one after another on the same machine and the same local broker, at a sweep of offered rates.
 
 Modes: sweep (every pipeline at every rate, plus the load untraced), idle (lone events through the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from producer.errors import ConfigError, ProducerError
+
 from . import host, pipelines, report
 from .broker import OwnBroker, Topics
 from .load import Load
@@ -31,10 +33,10 @@ RATES = (5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 0)
 QUICK_RATES = (20_000, 0)
 
 
-def add_parser(sub: Any) -> None:
-    b = sub.add_parser(
-        "bench",
-        help="benchmark file_open against bpftrace | kcat and a naive BCC reader (root; ~45 min)",
+def parser() -> argparse.ArgumentParser:
+    """The benchmark's own command line: it is a tool of the checkout, not of the installed product."""
+    b = argparse.ArgumentParser(
+        prog="python -m bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,7 +62,7 @@ def add_parser(sub: Any) -> None:
         help="check the instrument: rates 20000 and max, 3 s, 100000 opens at max, 1 repeat, "
         "3 lone events, 10 s sustained",
     )
-    b.set_defaults(func=main)
+    return b
 
 
 def _csv(value: str) -> list[str]:
@@ -142,7 +144,17 @@ def _interrupt(_sig: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(parser().parse_args(argv))
+    except ProducerError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
     plan = _plan(args)
     host.ensure_tools()
     # A SIGTERM (a timeout, a CI runner) unwinds like Ctrl-C: each pipeline runs in a session of its

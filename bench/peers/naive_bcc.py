@@ -1,6 +1,6 @@
-"""The naive baseline of `ebpf-producer bench`: a single-process BCC reader of file_open.
+"""The naive baseline of `python -m bench`: a single-process BCC reader of file_open.
 
-    python tests/bench/naive_bcc.py --topic T --comm C --bootstrap HOST:PORT
+    python bench/peers/naive_bcc.py --topic T --comm C --bootstrap HOST:PORT
 
 What a straightforward first tool looks like, on purpose: BCC's default perf buffer
 (`open_perf_buffer`, 8 pages per CPU, a wakeup per record), `table.event()` to a dict,

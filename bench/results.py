@@ -36,7 +36,7 @@ class Plan:
         """The command that reproduces this plan, every setting spelled out."""
         rates = ",".join(report.rate_label(r).replace(",", "") for r in self.rates)
         parts = [
-            "ebpf-producer bench",
+            "python -m bench",
             f"--mode {','.join(self.modes)}",
             f"--pipelines {','.join(self.pipelines)}",
             f"--rates {rates}",

@@ -1,4 +1,4 @@
-"""The workload: tests/load/openload.c, built once per benchmark, run once per measurement."""
+"""The workload: bench/openload.c, built once per benchmark, run once per measurement."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pipelines import TESTS
+from .pipelines import HERE
 
 _OUT = re.compile(r"opens=(\d+) failed=(\d+) seconds=([\d.]+) cpu_s=([\d.]+)")
 
@@ -29,7 +29,7 @@ class Load:
     @classmethod
     def build(cls, workdir: Path) -> Load:
         exe = workdir / "openload"
-        src = TESTS / "load" / "openload.c"
+        src = HERE / "openload.c"
         subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(src)], check=True)
         target, warmup = workdir / "target", workdir / "warmup"
         target.write_bytes(b"")

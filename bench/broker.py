@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import codec
+# The checkout this benchmark runs from (it is never installed): scripts/ is beside it.
+ROOT = Path(__file__).resolve().parents[1]
 
 # Its own ports and data, so the shared broker on 9092 (tests, demo) never sees this load;
 # scripts/kafka.sh takes the same variables.
@@ -53,7 +54,7 @@ class OwnBroker:
             "EKP_KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "EKP_KAFKA_RUN": str(self.run_dir),
         }
-        script = codec.project_dir("scripts") / "kafka.sh"
+        script = ROOT / "scripts" / "kafka.sh"
         return subprocess.run(["bash", str(script), action], env=env, check=check).returncode
 
     def up(self) -> None:

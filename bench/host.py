@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..errors import PreflightError
+from producer.errors import PreflightError
+
 from .pipelines import ROOT
 
 TOOLS = ("bpftrace", "kcat", "gcc")

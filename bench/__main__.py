@@ -1,0 +1,7 @@
+"""`python -m bench`: see bench/__init__.py."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,1 +1,0 @@
-"""Benchmarks: commands run by hand (python -m tests.bench.<name>), never collected by pytest."""
