@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .events import EVENT_TYPE_IDS
+from .records.catalog import EVENT_TYPE_IDS
 
 # librdkafka settings the collector owns: overriding them would break the
 # ledger (delivery reports, idempotence) rather than tune it.
