@@ -103,8 +103,9 @@ class Supervisor:
         module.check_layouts()
         seeded = seed(module, cfg)
         resolver = ContainerResolver()
-        exclusion = Exclusion(cfg, self.host, Filters(module))
-        filters = exclusion.filters.apply(cfg, exclusion.initial(), resolver)
+        filters = Filters(module)
+        exclusion = Exclusion(cfg, self.host, filters)
+        filter_entries = filters.apply(cfg, exclusion.initial(), resolver)
         streams = catalog.enabled_streams(cfg)
         perf = PerfBuffers(
             module.perf_tables(streams), cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events
@@ -120,7 +121,7 @@ class Supervisor:
             readers=len(groups),
             cpu_groups=[list(g) for g in groups],
             seeded=seeded,
-            filter_entries=filters,
+            filter_entries=filter_entries,
             excluded_broker_pids=sorted(exclusion.broker_pids),
             perf_pages=cfg.readers.perf_pages,
             wakeup_events=cfg.readers.wakeup_events,

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple, TypeVar
 from ..errors import DecodeError
 from .abi import (
     COMMON,
-    COMMON_SIZE,
     INT64_MAX,
     PID_MAX_LIMIT,
     TASK_FLAGS_ALL,
@@ -109,7 +108,7 @@ def parse_common(
         raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
     if tflags & ~TASK_FLAGS_ALL:
         raise DecodeError(f"unknown task flags {tflags:#x}")
-    if boot_ns > INT64_MAX or seq > INT64_MAX or cgroup_id > INT64_MAX:
+    if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
         raise DecodeError("a 64-bit field is beyond the Avro long range")
     if tflags & TASK_OWNER_UNKNOWN:
         if not owner_may_be_unknown:
@@ -151,15 +150,3 @@ def common_dict(c: Common, ctx: DecodeContext, boot_to_wall_ns: int) -> dict[str
         "container_id": None,  # filled by the reader's container resolver
         "strings_escaped": c.escaped,  # a family with strings of its own ORs them in
     }
-
-
-__all__ = [
-    "COMMON_SIZE",
-    "Common",
-    "DecodeContext",
-    "clean_utf8",
-    "common_dict",
-    "cstr",
-    "new",
-    "parse_common",
-]

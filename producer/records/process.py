@@ -284,11 +284,10 @@ def exit_encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, exit_code, sig, start_ns = parse_exit(raw, cpu, type_id)
         out = encode_common(c, static, boot_to_wall_ns, container_of)
-        name = None if sig is None else signal_name(sig)
         out += [
-            opt_long(exit_code),
-            opt_long(sig),
-            opt_string(None if name is None else name.encode()),
+            NULL if exit_code is None else BRANCH1 + long_(exit_code),
+            NULL if sig is None else BRANCH1 + long_(sig),
+            NULL if sig is None else _signal_name(sig),
             NULL if start_ns is None else BRANCH1 + long_((start_ns + boot_to_wall_ns) // 1000),
             NULL if start_ns is None else BRANCH1 + long_(c.boot_ns - start_ns),
             BOOLEAN[c.escaped],
@@ -296,6 +295,15 @@ def exit_encoder(static: Static, type_id: int) -> Encoder:
         return b"".join(out), c.escaped
 
     return encode
+
+
+def _signal_name(sig: int, cache: dict[int, bytes] = {}) -> bytes:  # noqa: B006 - a deliberate memo
+    """signal_name, Avro-encoded as the optional string of the schema."""
+    enc = cache.get(sig)
+    if enc is None:
+        name = signal_name(sig)
+        enc = cache[sig] = opt_string(None if name is None else name.encode())
+    return enc
 
 
 def brief_exit(v: dict[str, Any]) -> str:

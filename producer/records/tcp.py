@@ -39,6 +39,7 @@ _SIZE, _OWN = TCP.struct.size, TCP.own
 
 _FAMILIES = {AF_INET: "inet", AF_INET6: "inet6"}
 _DIRECTIONS = {TCP_OUTBOUND: "outbound", TCP_INBOUND: "inbound"}
+_ENCODED = {name: string_(name.encode()) for name in (*_FAMILIES.values(), *_DIRECTIONS.values())}
 
 
 class Tcp(NamedTuple):
@@ -109,14 +110,14 @@ def _encoder(static: Static, type_id: int, closing: bool) -> Encoder:
         c, family, saddr, sport, daddr, dport, direction, est = parse(raw, cpu, type_id)
         out = encode_common(c, static, boot_to_wall_ns, container_of, nullable=True)
         out += [
-            string_(family.encode()),
+            _ENCODED[family],
             string_(saddr.encode()),
             long_(sport),
             string_(daddr.encode()),
             long_(dport),
         ]
         if closing:
-            out += [string_(direction.encode()), long_(c.boot_ns - est)]
+            out += [_ENCODED[direction], long_(c.boot_ns - est)]
         out.append(BOOLEAN[c.escaped])
         return b"".join(out), c.escaped
 
