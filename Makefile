@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup tools demo test test-unit test-helm lint typecheck kafka-up kafka-down registry-fetch bench bench-setup clean
+.PHONY: setup tools demo test test-unit test-helm lint typecheck config-export kafka-up kafka-down registry-fetch bench bench-setup clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml changed.
@@ -43,6 +43,11 @@ lint: setup
 
 typecheck: setup
 	$(PY) -m mypy
+
+# The chart's values schema (its `config` subtree) and README's defaults block, rewritten from the
+# config models in producer/config (tests/unit/test_config_export.py fails when they drift).
+config-export: setup
+	$(PY) -m producer.config.export
 
 test-unit: setup
 	$(PY) -m pytest tests/unit

@@ -91,7 +91,7 @@ class Loader:
             raise
         except Exception as e:  # BCC raises bare Exception; the compiler already printed why
             raise BpfError(f"bpf: compiling {src} failed ({e}); the compiler's messages are above") from None
-        log.info("bpf_compiled", source=str(src), event_types=list(self.cfg.events.enabled()))
+        log.info("bpf_compiled", source=str(src), event_types=list(self.cfg.events.streams()))
 
     def table(self, name: str) -> Any:
         return self.bpf[name.encode()]
@@ -233,7 +233,7 @@ class Loader:
         """(type index, cpu) -> kernel counters of the stream event types, from the per-CPU map."""
         table = self.table("ekp_counters")
         out: dict[tuple[int, int], KernelCounts] = {}
-        for type_idx, name in enumerate(self.cfg.events.enabled()):
+        for type_idx, name in enumerate(self.cfg.events.streams()):
             for cpu, v in enumerate(table[table.Key(events.EVENT_TYPE_IDS[name])]):
                 out[(type_idx, cpu)] = KernelCounts(int(v.seen), int(v.submit_failed), int(v.filtered))
         return out
@@ -250,7 +250,7 @@ class Loader:
 
     def perf_tables(self) -> dict[str, tuple[Any, str]]:
         """event type -> (BPF object, perf table name), in type-index order."""
-        return {name: (self.bpf, perf_table(name)) for name in self.cfg.events.enabled()}
+        return {name: (self.bpf, perf_table(name)) for name in self.cfg.events.streams()}
 
 
 def _fill(table: Any, pairs: Iterable[tuple[int, int]]) -> int:

@@ -43,7 +43,7 @@ DEFAULTS: dict[str, str | int | float | bool] = {
     "message.timeout.ms": 300_000,
     "socket.keepalive.enable": True,
 }
-# Not overridable (config.py rejects them): the ledger depends on them.
+# Not overridable (producer/config rejects them): the ledger depends on them.
 ENFORCED: dict[str, str | int | float | bool] = {"enable.idempotence": True, "acks": "all"}
 
 PURGED = frozenset({_KErr._PURGE_QUEUE, _KErr._PURGE_INFLIGHT})
@@ -67,7 +67,7 @@ def connection_config(kcfg: KafkaConfig, bootstrap_servers: str | None = None) -
 
 
 def security_settings(sec: SecurityConfig) -> dict[str, str]:
-    """kafka.security as librdkafka properties (config.py keeps these out of kafka.client)."""
+    """kafka.security as librdkafka properties (producer/config keeps these out of kafka.client)."""
     conf = {"security.protocol": sec.protocol.lower()}
     if sec.tls:
         if sec.ca_file:

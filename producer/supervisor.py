@@ -115,7 +115,7 @@ class Supervisor:
         self.resolver = ContainerResolver()
         self._broker_pids = self._local_broker_pids()
         filters = self.loader.apply_filters(self._excluded(), self.resolver)
-        types = list(cfg.events.enabled())
+        types = list(cfg.events.streams())
         tables = self.loader.perf_tables()
         self.perf = PerfBuffers(tables, cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events)
         self.arena = Arena(len(groups), len(types), max(cpus) + 1)
