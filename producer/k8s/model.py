@@ -4,14 +4,22 @@ Times are nanoseconds since the epoch, as the CRI gives them; a time the runtime
 container that has not started or finished) is None rather than 0. Labels and annotations are read-only
 mappings.
 
-Who sets what (checked against containerd 1.6 with kubelet's labels, see tests/cri/test_cri_client.py):
-  - pod labels: the pod's own labels plus io.kubernetes.pod.{name,namespace,uid}, all from kubelet;
-  - pod annotations: the pod's annotations plus kubernetes.io/config.{source,seen}, from kubelet;
+What containerd 1.6 returned for pods made as kubelet makes them (tests/cri/test_cri_client.py):
+  - pod labels: the pod's own labels plus io.kubernetes.pod.{name,namespace,uid}, all set by kubelet;
+    pod annotations: the pod's own plus kubelet's kubernetes.io/config.{source,seen};
   - container labels: io.kubernetes.container.name and io.kubernetes.pod.{name,namespace,uid} only, from
-    kubelet (a pod's app labels are *not* on its containers);
-  - container annotations: kubelet's io.kubernetes.container.{hash,restartCount,...}.
-  The runtime adds nothing to any of these; name, namespace and uid are also in the CRI metadata, which
-  is what the fields below come from.
+    kubelet: a pod's app labels are *not* on its containers; container annotations: kubelet's
+    io.kubernetes.container.{hash,restartCount,...};
+  - the runtime adds nothing to these. Its own io.kubernetes.cri.sandbox-{name,namespace,uid} annotations
+    are in the verbose info's runtimeSpec only. Name, namespace and uid below come from the CRI
+    metadata, which does not depend on kubelet's labels;
+  - image: the name the container was created with (a repo tag); image_ref: "sha256:<image id>" (for
+    these locally imported images, which have no repo digest); image_id: "" (a field of CRI >= 1.31);
+  - an exited container: state exited, exit code, no pid; kept until RemovePodSandbox/RemoveContainer
+    (still there after 60 s and after StopPodSandbox); finished_at can precede started_at by a fraction
+    of a millisecond when the process exits at once;
+  - a sandbox (pause) process sits in <pod cgroup>/<sandbox id>, an id ContainerStatus does not know
+    (CriNotFoundError) and PodSandboxStatus does.
 """
 
 from __future__ import annotations
