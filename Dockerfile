@@ -13,7 +13,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/ebpf-kafka-producer
-COPY pyproject.toml README.md ./
+# setup.py generates the CRI v1 gRPC stubs from producer/k8s/proto while the wheel is built
+COPY pyproject.toml setup.py README.md ./
 COPY producer ./producer
 # --system-site-packages: bcc is not on PyPI, the venv must see Debian's.
 RUN python3 -m venv --system-site-packages /opt/venv \
