@@ -51,6 +51,9 @@ default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
+[network]
+# Containers here use the host's network; podman's own network state stays out of /etc/cni.
+network_config_dir = "$cache/networks"
 EOF
   mv -f "$conf.tmp" "$conf"
 }

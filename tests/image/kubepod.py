@@ -3,8 +3,10 @@
 Every field of the pod spec and of its one container is read; a field this translator does not know is
 an error, so a chart change can never be silently left out of the test that runs the pod.
 
-Why not `podman kube play`: podman 4.3 (Debian 12) runs an httpGet probe as `curl` inside the
-container (the image has none), and its RuntimeDefault is the profile discussed below.
+Why not `podman kube play` (podman 4.3, Debian 12, tried on the rendered pod): with hostNetwork it
+refuses the container's ports ("PortMappings can only be used with Bridge or slirp4netns
+networking"); without them it needs a pause image built from catatonit, and it writes a
+podman-default-kube-network CNI config under /etc/cni/net.d. Its RuntimeDefault is the profile below.
 
 What a single podman container cannot be, and what stands in for it:
 - network: the chart's pod has a network namespace of its own; here it is --network=host (a pod
