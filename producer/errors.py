@@ -22,8 +22,11 @@ the module that calls the library (for Kafka: the package producer/kafka/)::
     │   └── LayoutDriftError   bpf/events.h and its mirror in producer/records/ disagree
     ├── SchemaError            a schemas/*.avsc file is missing or invalid
     │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
-    └── RegistryError          the schema registry refused a request (auth, incompatible schema)
-        └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
+    ├── RegistryError          the schema registry refused a request (auth, incompatible schema)
+    │   └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
+    └── CriError               the node's container runtime (CRI v1) refused a request
+        ├── RuntimeUnavailableError  no CRI socket there, or no answer within the call's deadline
+        └── CriNotFoundError   the runtime knows no such container or pod (gone, or not a CRI one)
 
 DecodeError is deliberately outside the tree: it never escapes a reader, it is
 counted (decode_error) and the record is skipped.
@@ -107,6 +110,18 @@ class RegistryError(ProducerError):
 
 
 class RegistryUnavailableError(RegistryError):
+    pass
+
+
+class CriError(ProducerError):
+    exit_code = 8
+
+
+class RuntimeUnavailableError(CriError):
+    pass
+
+
+class CriNotFoundError(CriError):
     pass
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from producer import config
 from tests.helm.chart import CHART, CI_VALUES, render, render_error
@@ -36,9 +36,9 @@ PENDING = {
 def collector_validate(data: dict[str, Any]) -> config.Config:
     """producer.config.validate, minus the sections this collector does not have yet."""
     data = copy.deepcopy(data)
-    if "security" not in {f.name for f in dataclasses.fields(config.KafkaConfig)}:
+    if "security" not in config.KafkaConfig.model_fields:
         data.get("kafka", {}).pop("security", None)
-    if "schema_registry" not in {f.name for f in dataclasses.fields(config.Config)}:
+    if "schema_registry" not in config.Config.model_fields:
         data.pop("schema_registry", None)
     return config.validate(data)
 
@@ -194,12 +194,12 @@ def test_chart_refuses(values: list[Any], sets: dict[str, str], message: str) ->
     assert message in lines[0], err
 
 
-def _fields(cls: Any) -> dict[str, Any]:
-    return {f.name: f for f in dataclasses.fields(cls)}
+def _fields(cls: type[BaseModel]) -> dict[str, Any]:
+    return dict(cls.model_fields)
 
 
-def _walk(cls: Any, node: dict[str, Any], path: tuple[str, ...]) -> None:
-    """The schema's keys for one config section are the dataclass's fields (plus pending keys)."""
+def _walk(cls: type[BaseModel], node: dict[str, Any], path: tuple[str, ...]) -> None:
+    """The schema's keys for one config section are the model's fields (plus pending keys)."""
     assert node["additionalProperties"] is False, path  # a typo must fail at render time
     props = node["properties"]
     fields = _fields(cls)
@@ -210,8 +210,8 @@ def _walk(cls: Any, node: dict[str, Any], path: tuple[str, ...]) -> None:
     assert set(props) == set(fields), path
     scalar = {bool: "boolean", int: "integer", float: "number", str: "string"}
     for name, f in fields.items():
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
+        default = f.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
             _walk(type(default), props[name], (*path, name))
         elif type(default) in scalar and "type" in props[name]:
             assert props[name]["type"] == scalar[type(default)], (*path, name)

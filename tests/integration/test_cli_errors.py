@@ -67,6 +67,7 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
         "bcc",
         "tracefs",
         "headers",
+        "data",  # package data
         "schemas",
         "readers",
         "credentials",
@@ -80,7 +81,9 @@ def test_missing_schemas_stop_the_run_before_bpf(tmp_path: Path) -> None:
     env = {**os.environ, "EKP_SCHEMAS_DIR": str(tmp_path)}
     p = run_cli(["run"], env=env)
     assert p.returncode == 6
-    assert one_error_line(p).startswith(f"ebpf-producer: schema {tmp_path}/process_exec.avsc: cannot read")
+    line = one_error_line(p)
+    assert line.startswith("ebpf-producer: package data: process_exec.avsc"), line
+    assert f"missing in {tmp_path} (from $EKP_SCHEMAS_DIR" in line, line
 
 
 @pytest.mark.kernel

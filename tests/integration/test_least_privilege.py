@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.support import ROOT
+from tests.support.caps import CAP_BITS, cap_sets
 from tests.support.collector import CollectorRunner, run_cli, wait_ready
 from tests.support.kafka import Broker, consume
 
@@ -26,7 +27,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 
 VALUES = yaml.safe_load((ROOT / "helm/ebpf-kafka-producer/values.yaml").read_text())
 CHART_CAPS: list[str] = VALUES["leastPrivilege"]["capabilities"]
-CAP_BITS = {"BPF": 39, "PERFMON": 38, "IPC_LOCK": 14}
 
 
 def confined(caps: list[str]) -> list[str]:
@@ -41,11 +41,6 @@ def confined(caps: list[str]) -> list[str]:
         "--inh-caps=-all",
         "--",
     ]
-
-
-def cap_sets(pid: int) -> dict[str, int]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return {k: int(v, 16) for k, v in (ln.split(":\t") for ln in lines if ln.startswith("Cap"))}
 
 
 def pages_beyond_perf_allowance() -> int:

@@ -36,7 +36,7 @@ def test_the_collector_config_is_valid_and_narrowed_to_the_load(
     pipeline_overrides: dict[str, object],
 ) -> None:
     cfg = config.validate(pipelines.collector_config(T, "127.0.0.1:19092", pipeline_overrides))
-    assert cfg.events.enabled() == ("file_open",)
+    assert cfg.events.enabled_types() == ("file_open",)
     assert cfg.events.file_open.path_prefixes.allow == ("/tmp/ekp-bench-x/",)
     assert cfg.filters.comm.allow == (T.comm,)
     assert cfg.kafka.topic_prefix == T.prefix

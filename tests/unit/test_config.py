@@ -14,7 +14,7 @@ def test_defaults_are_valid() -> None:
     cfg = config.validate({})
     assert cfg.kafka.topic("process_exec") == "ebpf.process_exec"
     assert cfg.kafka.drops_topic == "ebpf.drops"
-    assert cfg.events.enabled() == tuple(
+    assert cfg.events.streams() == tuple(
         t for t in config.EVENT_TYPES if t not in ("file_open", "syscall_counts")
     )
     assert not cfg.events.file_open.enabled and not cfg.events.syscall_counts.enabled
@@ -258,3 +258,49 @@ def test_plain_is_allowed_over_sasl_ssl_and_the_default_is_plaintext() -> None:
     default = config.validate({}).kafka.security
     assert (default.protocol, default.sasl_mechanism, default.files()) == ("PLAINTEXT", "SCRAM-SHA-512", [])
     assert not config.validate({}).schema_registry.enabled
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        # the bounds in a message are the schema's: both of them, whichever was crossed
+        ({"readers": {"max_latency_ms": 0}}, "readers.max_latency_ms: must be between 1 and 60000, got 0"),
+        ({"readers": {"max_auto": 0}}, "readers.max_auto: must be >= 1, got 0"),
+        ({"readers": {"restart_backoff_max_s": 0}}, "readers.restart_backoff_max_s: must be > 0, got 0"),
+        (
+            {"filters": {"uid": {"deny": [-1]}}},
+            "filters.uid.deny[0]: must be between 0 and 4294967295, got -1",
+        ),
+        # a password where a path goes is not shown
+        (
+            {"kafka": {"security": {"password_file": 12345}}},
+            "kafka.security.password_file: must be a string, got int",
+        ),
+        ({"shutdown": {"timeout_s": float("nan")}}, "shutdown.timeout_s: must be a finite number, got nan"),
+        ({"readers": []}, "readers: must be a mapping, got list"),
+        ({"kafka": {"topic_partitions": 0}}, "kafka.topic_partitions: must be -1 (broker default) or >= 1"),
+        (
+            {"events": {t: {"enabled": t == "syscall_counts"} for t in config.EVENT_TYPES}},
+            "events: syscall_counts needs at least one other event type enabled",
+        ),
+        (
+            {"schema_registry": {"url": "ftp://u:pw@r"}},
+            "schema_registry.url: must not carry credentials; use schema_registry.username and password_file",
+        ),
+    ],
+)
+def test_messages_derived_from_the_models(data: object, line: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.validate(data)
+    assert str(e.value).startswith(f"config: {line}")
+    assert "12345" not in str(e.value) and "pw" not in str(e.value)
+
+
+def test_empty_sections_are_their_defaults() -> None:
+    assert config.validate({"filters": None, "events": {"file_open": None}}) == config.validate({})
+
+
+def test_streams_and_enabled_types() -> None:
+    cfg = config.validate({"events": {"syscall_counts": {"enabled": True}}})
+    assert cfg.events.enabled_types() == (*cfg.events.streams(), "syscall_counts")
+    assert "syscall_counts" not in cfg.events.streams()

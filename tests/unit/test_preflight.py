@@ -32,7 +32,7 @@ def test_tracefs(tmp_path: Path) -> None:
     ):
         preflight.check_tracefs(CFG, (root,))
     wanted = set(catalog.BASE_TRACEPOINTS) | {
-        tp for t in CFG.events.enabled() for tp in catalog.TRACEPOINTS[t]
+        tp for t in CFG.events.enabled_types() for tp in catalog.TRACEPOINTS[t]
     }
     for tp in wanted - {"sched/sched_process_exit"}:
         (root / "events" / tp).mkdir(parents=True)

@@ -1,0 +1,104 @@
+"""events: one small section per event type, and EventsConfig, a container of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import Field, model_validator
+
+from ..records.catalog import EVENT_TYPE_IDS, STREAM_TYPES
+from .rules import Section, Seq, power_of_two, problem, section
+
+# Every event type, in the order topics and ledger rows are listed (bpf/events.h numbers them).
+EVENT_TYPES = tuple(EVENT_TYPE_IDS)
+
+# One perf record holds the arguments of one exec (bpf/collector.bpf.c).
+_EXEC_ARGV_BYTES = 32768
+# The kernel's prefix filter: a fixed-size key per distinct length (bpf/collector.bpf.c).
+_MAX_PREFIXES, _MAX_PREFIX_LENGTHS, _MAX_PREFIX_BYTES = 64, 8, 63
+
+
+class ToggleConfig(Section):
+    compact: ClassVar[bool] = True  # one line in README's defaults block
+
+    enabled: bool = Field(True, description="emit this event type")
+
+
+class ProcessExecConfig(Section):
+    enabled: bool = Field(True, description="emit process_exec events")
+    max_args: Annotated[int, power_of_two(1, 128)] = Field(
+        32, description="power of two; more arguments set argv_truncated"
+    )
+    max_arg_len: Annotated[int, power_of_two(16, 4096)] = Field(
+        128, description="power of two; longer arguments are cut and set argv_truncated"
+    )
+    include_failed: bool = Field(
+        False, description="also emit execs that failed (retval < 0); otherwise they count as filtered"
+    )
+
+    @model_validator(mode="after")
+    def _fits_one_record(self) -> ProcessExecConfig:
+        if self.max_args * self.max_arg_len > _EXEC_ARGV_BYTES:
+            raise problem(f"max_args * max_arg_len must be <= {_EXEC_ARGV_BYTES} (one perf record)")
+        return self
+
+
+class PrefixList(Section):
+    compact: ClassVar[bool] = True
+
+    allow: Seq[str] = Field((), description="only paths starting with one of these")
+    deny: Seq[str] = Field((), description="never paths starting with one of these")
+
+    @model_validator(mode="after")
+    def _fits_the_kernel_filter(self) -> PrefixList:
+        prefixes = (*self.allow, *self.deny)
+        lengths = {len(p.encode()) for p in prefixes}
+        if len(prefixes) > _MAX_PREFIXES or len(lengths) > _MAX_PREFIX_LENGTHS:
+            raise problem(
+                f"at most {_MAX_PREFIXES} prefixes of at most {_MAX_PREFIX_LENGTHS} distinct lengths"
+            )
+        for p in prefixes:
+            if not 1 <= len(p.encode()) <= _MAX_PREFIX_BYTES:
+                raise problem(f"a prefix is 1 to {_MAX_PREFIX_BYTES} bytes, got {p!r}")
+        if set(self.allow) & set(self.deny):
+            raise problem("a prefix is both allowed and denied")
+        return self
+
+
+class FileOpenConfig(Section):
+    # Off by default: every open() on a node is a lot of events; enable it with path filters.
+    enabled: bool = Field(False, description="every open() of a node is a lot: enable it with path prefixes")
+    include_failed: bool = Field(True, description="opens that failed (errno) are reported too")
+    path_prefixes: PrefixList = section(
+        PrefixList,
+        "in-kernel, e.g. {allow: [/etc/, /root/.ssh/]}; at most 8 distinct lengths",
+    )
+
+
+class SyscallCountsConfig(Section):
+    # Off by default: it runs on every syscall of the node.
+    enabled: bool = Field(False, description="an aggregate over every syscall of the node")
+    interval_s: float = Field(10.0, ge=0.5, le=3600, description="how often the counts are published")
+
+
+class EventsConfig(Section):
+    """One section per event type; nothing here relates one type to another."""
+
+    process_exec: ProcessExecConfig = section(ProcessExecConfig, "a program started")
+    process_exit: ToggleConfig = section(ToggleConfig, "a process ended")
+    process_fork: ToggleConfig = section(ToggleConfig, "a process forked")
+    file_open: FileOpenConfig = section(FileOpenConfig, "a file was opened")
+    tcp_connect: ToggleConfig = section(ToggleConfig, "an outbound TCP connection")
+    tcp_accept: ToggleConfig = section(ToggleConfig, "an inbound TCP connection")
+    tcp_close: ToggleConfig = section(ToggleConfig, "a TCP connection closed")
+    syscall_counts: SyscallCountsConfig = section(
+        SyscallCountsConfig, "syscalls counted per cgroup and interval"
+    )
+
+    def enabled_types(self) -> tuple[str, ...]:
+        """Every enabled event type, the aggregate included: each has a topic, a schema and a subject."""
+        return tuple(n for n in EVENT_TYPES if getattr(self, n).enabled)
+
+    def streams(self) -> tuple[str, ...]:
+        """Enabled event types carried by perf buffers (syscall_counts is published from a map)."""
+        return tuple(n for n in self.enabled_types() if n in STREAM_TYPES)
