@@ -148,9 +148,9 @@ class Journal:
         if seq is None:  # too short to carry a sequence: it cannot come back as a duplicate we could spot
             w[counter] += 1
             return
-        old = w[counter]
+        old, nxt = w[counter], seq + 1
         w[self._slot] = counter
         w[self._old] = old
-        w[self._intent] = seq + 1
+        w[self._intent] = nxt
         w[counter] = old + 1
-        w[self._done] = seq + 1
+        w[self._done] = nxt
