@@ -106,8 +106,16 @@ static __always_inline void ekp_task_current(struct ekp_task *t)
 }
 
 /* ==== processes: a second submission of exec, fork and exit records, keyed by identity =========== */
+#ifndef EKP_PROC_RING_PAGES
+#define EKP_PROC_RING_PAGES 256
+#endif
 #if EKP_ENABLE_PROCESSES
-BPF_PERF_OUTPUT(ekp_events_processes);
+/*
+ * One ring for every CPU, not a perf buffer per CPU: the entries of one image (fork, exec, exit) must
+ * reach Kafka in the order they happened, and they may happen on different CPUs. A BPF ring buffer
+ * keeps the kernel's order across CPUs; one reader consumes it.
+ */
+BPF_RINGBUF_OUTPUT(ekp_events_processes, EKP_PROC_RING_PAGES);
 #endif
 
 /* Submit `rec` (whose header is `h`) again as a processes record made from event type `source`. */
@@ -120,7 +128,7 @@ static __always_inline void ekp_processes_view(void *ctx, struct ekp_header *h, 
 	if (!c)
 		return;
 	ekp_stamp(h, c, EKP_EVENT_PROCESSES | source << EKP_VIEW_SHIFT);
-	ekp_count_submit(c, ekp_events_processes.perf_submit(ctx, rec, size));
+	ekp_count_submit(c, ekp_events_processes.ringbuf_output(rec, size, 0));
 #endif
 }
 
@@ -287,7 +295,7 @@ static __always_inline int ekp_exec_exit(void *ctx, long ret)
 	ekp_stamp(&e->hdr, c, EKP_EVENT_PROCESS_EXEC);
 	ekp_count_submit(c, ekp_events_process_exec.perf_submit(ctx, e, size));
 #endif
-	if (ret == 0)
+	if (ret == 0 && !(e->task.flags & EKP_TASK_PROC_UNKNOWN))
 		ekp_processes_view(ctx, &e->hdr, e, size, EKP_EVENT_PROCESS_EXEC);
 	ekp_exec_stash.delete(&tgid);
 	return 0;

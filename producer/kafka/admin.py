@@ -87,8 +87,15 @@ def _tls_hint(text: str) -> str:
     return "the TLS handshake was refused (is this listener TLS?)"
 
 
-def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0) -> list[str]:
-    """Create missing topics (broker defaults unless configured). Returns those created."""
+def ensure_topics(
+    kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0, *, compacted: Iterable[str] = ()
+) -> list[str]:
+    """Create missing topics (broker defaults unless configured). Returns those created.
+
+    `compacted`: topics that keep the latest message per key (cleanup.policy=compact), e.g. the
+    processes table keyed by process_id.
+    """
+    compact = set(compacted)
     admin = AdminClient(connection_config(kcfg))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
@@ -102,7 +109,10 @@ def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 1
     futures = admin.create_topics(
         [
             NewTopic(
-                t, num_partitions=kcfg.topic_partitions, replication_factor=kcfg.topic_replication_factor
+                t,
+                num_partitions=kcfg.topic_partitions,
+                replication_factor=kcfg.topic_replication_factor,
+                config={"cleanup.policy": "compact"} if t in compact else {},
             )
             for t in wanted
         ],

@@ -20,12 +20,14 @@ from ..records import catalog
 from ..records.containers import ContainerResolver
 from ..records.syscall_counts import MAP as SYSCALL_MAP
 from .aggregate import SyscallCounts
-from .book import Ledger, Snapshot
+from .book import KernelCounts, Ledger, Snapshot
 from .report import Reporter
+from .seeded import SeededCounts
 
 log = structlog.get_logger("supervisor")
 
 _SYSCALL_COUNTS = catalog.BY_NAME["syscall_counts"]
+_PROCESSES = "processes"
 _NOT_DROPS = ("seen", "delivered", "filtered")
 
 
@@ -41,9 +43,11 @@ class Accounting:
         boot_id: str,
         resolver: ContainerResolver,
         schema_ids: Mapping[str, int],
+        seeded: SeededCounts | None = None,
     ) -> None:
         self.ledger = ledger
         self.kernel = kernel
+        self.seeded = seeded
         self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
         self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
         self.syscalls: SyscallCounts | None = None
@@ -74,6 +78,10 @@ class Accounting:
                 c.failed,
                 c.shutdown,
             )
+        if self.seeded is not None and self.seeded.seen:
+            # the processes alive at start: published before the readers forked, answered since
+            s = self.seeded
+            snap.add_aggregate(_PROCESSES, KernelCounts(0, 0, 0), s.seen, s.delivered, s.failed, 0)
         return snap
 
     def tick(self, now: float) -> None:

@@ -147,7 +147,8 @@ def check_kafka(cfg: Config) -> Check:
     detail = f"{cfg.kafka.bootstrap_servers} ({brokers} broker{'s' if brokers != 1 else ''})"
     if cfg.kafka.create_topics:
         topics = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg)] + [cfg.kafka.drops_topic]
-        created = admin.ensure_topics(cfg.kafka, topics)
+        compacted = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg) if e.compacted]
+        created = admin.ensure_topics(cfg.kafka, topics, compacted=compacted)
         if created:
             detail += f", created {', '.join(created)}"
     return Check("kafka", detail)
