@@ -225,7 +225,8 @@ def test_a_full_process_table_is_counted_and_says_so(collector: CollectorRunner)
     live = len([p for p in os.listdir("/proc") if p.isdigit()])
     size = 1024
     collector.start({"events": {"processes": {"table_size": size}}})
-    sleepers = [subprocess.Popen(["/bin/sleep", "30", marker]) for _ in range(size - live + 64)]
+    # argv[0] is the marker (sleep would take an extra argument for an interval)
+    sleepers = [subprocess.Popen([marker, "30"], executable="/bin/sleep") for _ in range(size - live + 64)]
     try:
         time.sleep(1.0)
     finally:

@@ -56,5 +56,5 @@ def test_a_resized_or_missing_field_is_caught(loaded: BpfModule) -> None:
     with pytest.raises(LayoutDriftError, match=r"retval"):
         compare_layout(widened, leaf)
     shorter = dataclasses.replace(process.EXEC, fields=process.EXEC.fields[:-1])
-    with pytest.raises(LayoutDriftError, match="not mirrored: filename"):
+    with pytest.raises(LayoutDriftError, match="not mirrored: parent_filename"):
         compare_layout(shorter, leaf)
