@@ -1,4 +1,4 @@
-"""Command line: run, check, tail, print-bpf.
+"""Command line: run, check, tail, forward, print-bpf.
 
 Every ProducerError ends the process with one line on stderr and the error's
 exit code; nothing else is caught here, so a bug still shows its traceback.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
-import datetime as dt
 import faulthandler
 import json
 import signal
@@ -20,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__, codec, config, log, preflight, registry, resources, sink
-from .errors import BrokerUnreachableError, ProducerError, RegistryError, SchemaError
+from .errors import BrokerUnreachableError, ProducerError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     tail.set_defaults(func=_tail)
 
+    fwd = sub.add_parser(
+        "forward", help="forward the event topics, at least once, to an HTTP endpoint (SIEM, webhook)"
+    )
+    fwd.add_argument("--config", "-c", help="YAML config file: kafka, schema_registry and forward sections")
+    fwd.set_defaults(func=_forward)
+
     pb = sub.add_parser("print-bpf", help="print the BPF sources and the exact compiler flags, then exit")
     pb.add_argument("--config", "-c")
     pb.set_defaults(func=_print_bpf)
@@ -107,6 +111,12 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if ok else 3
 
 
+def _forward(args: argparse.Namespace) -> int:
+    from .forward.forwarder import Forwarder  # imports confluent-kafka, httpx and prometheus-client
+
+    return Forwarder(_load(args)).run()
+
+
 def _print_bpf(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from .loader import cflags
@@ -125,7 +135,7 @@ def _tail(args: argparse.Namespace) -> int:
     cfg = config.load(args.config) if args.config else config.validate({})
     servers = args.bootstrap_servers or cfg.kafka.bootstrap_servers
     schemas = codec.load_all()
-    by_id = _registry_lookup(cfg, schemas) if cfg.schema_registry.enabled else None
+    by_id = registry.lookup(cfg.schema_registry, schemas) if cfg.schema_registry.enabled else None
     errors: collections.deque[Any] = collections.deque(maxlen=16)  # tail may run for days
     consumer = Consumer(
         {
@@ -177,7 +187,7 @@ def _tail(args: argparse.Namespace) -> int:
             last = time.monotonic()
             seen += 1
             out = _message_json(msg, schemas, by_id)
-            line = _brief(out) if args.format == "brief" else json.dumps(out, default=_json_default)
+            line = _brief(out) if args.format == "brief" else json.dumps(out, default=codec.json_default)
             print(line, flush=True)
     except KeyboardInterrupt:
         pass
@@ -188,28 +198,6 @@ def _tail(args: argparse.Namespace) -> int:
 
 def _interrupt(_sig: int, _frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _registry_lookup(
-    cfg: config.Config, schemas: dict[bytes, codec.Schema]
-) -> Callable[[int], codec.Schema | None]:
-    """Schema id -> Schema, asked of the registry once per id (Confluent-framed messages)."""
-    reg = registry.Registry(cfg.schema_registry)
-    names = {s.canonical: s.name for s in schemas.values()}
-    cache: dict[int, codec.Schema] = {}
-
-    def by_id(schema_id: int) -> codec.Schema | None:
-        if schema_id not in cache:
-            try:
-                text = reg.schema_text(schema_id)
-                s = codec.parse_schema("", text, f"id {schema_id} at {reg.url}")
-            except (RegistryError, SchemaError) as e:
-                raise ValueError(str(e)) from None  # this message's error, not the end of tail
-            # Our own schemas keep their short names, so --format brief knows them.
-            cache[schema_id] = dataclasses.replace(s, name=names.get(s.canonical, str(s.parsed.get("name"))))
-        return cache[schema_id]
-
-    return by_id
 
 
 def _message_json(
@@ -247,7 +235,7 @@ def _brief(out: dict[str, Any]) -> str:
         )
         final = " (final)" if v["final"] else ""
         return f"drop report #{v['report_seq']}{final}: {bal}; drops: {drops or 'none'}"
-    return json.dumps(out, default=_json_default)
+    return json.dumps(out, default=codec.json_default)
 
 
 _BRIEF: dict[str, Any] = {
@@ -267,14 +255,6 @@ _BRIEF: dict[str, Any] = {
         f"lifetime={v['lifetime_ns'] / 1e9:.3f}s"
     ),
 }
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, dt.datetime):
-        return o.isoformat()
-    if isinstance(o, bytes):
-        return o.hex()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,14 @@ the module that calls the library::
     │   └── LayoutDriftError   bpf/events.h and producer/events.py disagree
     ├── SchemaError            a schemas/*.avsc file is missing or invalid
     │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
-    └── RegistryError          the schema registry refused a request (auth, incompatible schema)
-        └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
+    ├── RegistryError          the schema registry refused a request (auth, incompatible schema)
+    │   └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
+    └── ReceiverError          `forward`: the HTTP receiver refused the first probe for good
+        ├── ReceiverAuthError  401/403: the token or password (forward.auth)
+        ├── ReceiverUrlError   404/405: no such endpoint at forward.url
+        └── ReceiverTlsError   its certificate is not trusted or not for the URL's host (forward.tls)
+
+A receiver that does not answer at start is not an error: `forward` waits (not ready) and retries.
 
 DecodeError is deliberately outside the tree: it never escapes a reader, it is
 counted (decode_error) and the record is skipped.
@@ -107,6 +113,22 @@ class RegistryError(ProducerError):
 
 
 class RegistryUnavailableError(RegistryError):
+    pass
+
+
+class ReceiverError(ProducerError):
+    exit_code = 8
+
+
+class ReceiverAuthError(ReceiverError):
+    pass
+
+
+class ReceiverUrlError(ReceiverError):
+    pass
+
+
+class ReceiverTlsError(ReceiverError):
     pass
 
 

@@ -1,0 +1,1 @@
+"""The Kafka boundary: the modules that import confluent_kafka."""
