@@ -177,7 +177,10 @@ class Receiver:
         except httpx.HTTPError as e:
             tls = _tls_error(e)
             if tls is not None:
-                why = getattr(tls, "verify_message", "") or tls.reason or str(tls)
+                if isinstance(tls, ssl.SSLCertVerificationError):
+                    why = f"certificate verification failed: {tls.verify_message}"
+                else:
+                    why = str(tls.reason or tls)
                 return Reply(None, error=f"TLS: {why}", tls_failure=True)
             return Reply(None, error=f"{type(e).__name__}: {e}")
         body_in = r.content

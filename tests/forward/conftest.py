@@ -28,6 +28,7 @@ class ForwarderRunner(CollectorRunner):
 
     url: str = ""
     group_id: str = ""
+    starts: int = 0
 
     def write_config(self, overrides: dict[str, Any] | None = None) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,7 @@ class ForwarderRunner(CollectorRunner):
 
     def start(self, overrides: dict[str, Any] | None = None, **_: Any) -> None:
         path = self.write_config(overrides)
+        self.starts += 1
         self._log = self.log_path.open("ab")  # a restart appends: one log across the runs
         self.proc = subprocess.Popen(
             [*self.command, "forward", "--config", str(path)],
@@ -55,7 +57,7 @@ class ForwarderRunner(CollectorRunner):
         )
 
     def port(self) -> int:
-        self.wait_for_log("forward_listening", count=self.log().count("forward_listening"))
+        self.wait_for_log("forward_listening", count=self.starts)
         return int(self.log_events("forward_listening")[-1]["address"].rsplit(":", 1)[1])
 
     def ready(self) -> int:

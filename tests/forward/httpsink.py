@@ -11,6 +11,7 @@ keystore (tests/secure.py's Pki), it serves TLS.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -30,7 +31,7 @@ from typing import Any
 class Answer:
     kind: str = "ok"  # ok, status, slow, reset
     status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | Callable[[], str]] = field(default_factory=dict)  # a callable: made when sent
     body: bytes = b""
     delay_s: float = 0.0
 
@@ -38,7 +39,7 @@ class Answer:
 OK = Answer()
 
 
-def status(code: int, body: bytes = b"", **headers: str) -> Answer:
+def status(code: int, body: bytes = b"", **headers: str | Callable[[], str]) -> Answer:
     return Answer("status", code, {k.replace("_", "-"): v for k, v in headers.items()}, body)
 
 
@@ -63,11 +64,15 @@ class HttpSink:
         self,
         *,
         keystore: Path | None = None,
+        client_ca: Path | None = None,
         token: str | None = None,
         scheme: str = "Bearer",
         elastic: bool = False,
     ) -> None:
         self.keystore = keystore
+        self.client_ca = client_ca  # with it, a client certificate signed by this CA is required
+        self.in_progress = 0  # requests being answered now
+        self._conns: set[socket.socket] = set()
         self.expected_auth = f"{scheme} {token}" if token else None
         self.elastic = elastic  # answer like _bulk: {"errors": ..., "items": [...]}
         self.script: deque[Answer] = deque()
@@ -95,6 +100,16 @@ class HttpSink:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with sink.lock:
+                    sink._conns.add(self.connection)
+
+            def finish(self) -> None:
+                with sink.lock:
+                    sink._conns.discard(self.connection)
+                super().finish()
+
             def do_POST(self) -> None:
                 sink._handle(self)
 
@@ -109,6 +124,9 @@ class HttpSink:
         if self.keystore is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.keystore)
+            if self.client_ca is not None:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(self.client_ca)
             httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
@@ -120,6 +138,11 @@ class HttpSink:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
 
     # -- what it saw ---------------------------------------------------------------------------
 
@@ -143,6 +166,15 @@ class HttpSink:
     # -- one request ---------------------------------------------------------------------------
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.in_progress += 1
+        try:
+            self._handle_one(h)
+        finally:
+            with self.lock:
+                self.in_progress -= 1
+
+    def _handle_one(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         body = gzip.decompress(raw) if h.headers.get("Content-Encoding") == "gzip" else raw
@@ -159,7 +191,10 @@ class HttpSink:
             return
         if answer.kind == "slow":
             time.sleep(answer.delay_s)
-        code, out, extra = self._answer(answer, headers, body)
+        if h.path != "/ingest":
+            code, out, extra = 404, b'{"error":"no such endpoint"}', {}
+        else:
+            code, out, extra = self._answer(answer, headers, body)
         req.status = code
         with self.lock:
             self.requests.append(req)
@@ -168,7 +203,9 @@ class HttpSink:
             h.send_header(k, v)
         h.send_header("Content-Length", str(len(out)))
         h.end_headers()
-        h.wfile.write(out)
+        # The forwarder may have given up waiting (a slow answer): what it sent is recorded all the same.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            h.wfile.write(out)
 
     def _answer(
         self, answer: Answer, headers: dict[str, str], body: bytes
@@ -176,7 +213,11 @@ class HttpSink:
         if self.expected_auth is not None and headers.get("Authorization") != self.expected_auth:
             return 401, b'{"text":"Invalid token","code":4}', {}
         if answer.kind == "status":
-            return answer.status, answer.body, answer.headers
+            return (
+                answer.status,
+                answer.body,
+                {k: v() if callable(v) else v for k, v in answer.headers.items()},
+            )
         lines = [json.loads(ln) for ln in body.splitlines() if ln.strip()]
         if self.elastic:
             return self._bulk(lines)
