@@ -23,9 +23,10 @@ from collections.abc import Callable
 import structlog
 
 from ..kafka.consumer import Outbox, OutMessage
+from . import formats
 from .batch import ACCEPTED, DEAD, PENDING, REJECTED, Batch, Event, by_topic
 from .books import Books
-from .formats import RETRY, Format, Rejected
+from .formats import Format, Rejected
 from .receiver import Backoff, Receiver
 
 log = structlog.get_logger("forward")
@@ -106,13 +107,13 @@ class Delivery:
         outcomes = self.fmt.outcomes(body, len(part))
         retry = []
         for i, e in enumerate(part):
-            o = ACCEPTED if outcomes is None else outcomes[i]
-            if o == ACCEPTED:
+            o = formats.ACCEPTED if outcomes is None else outcomes[i]
+            if o == formats.ACCEPTED:
                 e.state = ACCEPTED
-            elif o == RETRY:
-                retry.append(e)
             elif isinstance(o, Rejected):
                 e.reject(o.kind, o.reason)
+            else:  # formats.RETRY
+                retry.append(e)
         for topic, n in by_topic(e for e in part if e.state == ACCEPTED):
             self.books.count(topic, "forwarded", n)
         return retry

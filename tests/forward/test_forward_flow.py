@@ -255,3 +255,38 @@ def test_metrics_readiness_and_reports_on_the_forward_topic(
         "released": 0,
         "in_flight": 0,
     }
+
+
+def test_elastic_item_errors_are_retried_dead_lettered_or_taken_as_duplicates(
+    broker: Broker, prefix: str, make_forwarder: Any
+) -> None:
+    sink = HttpSink(elastic=True)
+    tries: Counter[int] = Counter()
+
+    def item_status(doc: dict[str, Any]) -> int:
+        tries[doc["seq"]] += 1
+        if doc["seq"] == 7:
+            return 400  # a mapping error: for good
+        if doc["seq"] == 9 and tries[9] == 1:
+            return 429  # the cluster is busy: once
+        return 201
+
+    sink.item_status = item_status
+    try:
+        topic = f"{prefix}.process_exec"
+        create_topic(broker.bootstrap, topic, 1)
+        produce(broker.bootstrap, topic, [exec_event(i) for i in range(100)] + [exec_event(3)])  # 3 twice
+        f = make_forwarder(sink.url)
+        f.start({"forward": {"format": "elastic_bulk"}})
+        (h, v), *_ = read_topic(broker, f"{prefix}.dlq", expect=1)
+        assert v == exec_event(7) and h["reason"].startswith("elastic item 400: status_400")
+        sink.wait_for(lambda s: len(s.events()) == 99, 30, "99 documents")
+        assert sorted(sink.ids()) == sorted(event_id(i) for i in range(100) if i != 7)
+        assert tries[9] == 2  # retried once, alone
+        assert f.stop() == 0
+        books = final_books(f)
+        # the second copy of seq 3 was refused as a duplicate (409): delivered all the same
+        assert (books["consumed"], books["forwarded"], books["dead_lettered"]) == (101, 100, 1)
+        assert_books_close(books)
+    finally:
+        sink.down()
