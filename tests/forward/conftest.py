@@ -1,70 +1,18 @@
 """Fixtures of the forwarder's tests: the real broker, a real HTTP(S) receiver, `ebpf-producer forward`
-as a child process, and real framed events written to a topic (when the collector is not needed)."""
+as a child process (tests/forward/support.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from producer import codec
-from producer.events import DecodeContext, decode_process_exec
 from tests.forward.httpsink import HttpSink
-from tests.helpers import Broker, CollectorRunner, http_get
-from tests.unit.rawrecords import exec_record
-
-
-@dataclass
-class ForwarderRunner(CollectorRunner):
-    """`ebpf-producer forward` as a real child process (the collector runner's plumbing, another command)."""
-
-    url: str = ""
-    group_id: str = ""
-    starts: int = 0
-
-    def write_config(self, overrides: dict[str, Any] | None = None) -> Path:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        forward = {
-            "url": self.url,
-            "group_id": self.group_id,
-            "listen": "127.0.0.1:0",
-            "report_interval_s": 1,
-            "drain_timeout_s": 5,
-            "retry": {"backoff_initial_s": 0.2, "backoff_max_s": 2},
-        }
-        over = dict(overrides or {})
-        forward.update(over.pop("forward", {}))
-        return super().write_config({"forward": forward, **over})
-
-    def start(self, overrides: dict[str, Any] | None = None, **_: Any) -> None:
-        path = self.write_config(overrides)
-        self.starts += 1
-        self._log = self.log_path.open("ab")  # a restart appends: one log across the runs
-        self.proc = subprocess.Popen(
-            [*self.command, "forward", "--config", str(path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self.cwd,
-            start_new_session=True,
-        )
-
-    def port(self) -> int:
-        self.wait_for_log("forward_listening", count=self.starts)
-        return int(self.log_events("forward_listening")[-1]["address"].rsplit(":", 1)[1])
-
-    def ready(self) -> int:
-        return http_get(self.port(), "/readyz")[0]
-
-    def books(self) -> list[dict[str, str]]:
-        return self.log_events("forward_books")
+from tests.forward.support import ForwarderRunner
+from tests.helpers import Broker
 
 
 @pytest.fixture
@@ -88,40 +36,3 @@ def make_forwarder(broker: Broker, prefix: str, tmp_path: Path) -> Iterator[Any]
     yield make
     for r in runners:
         r.kill()
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for fut in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
-        fut.result(timeout=30)
-    end = time.monotonic() + 30
-    while topic not in admin.list_topics(timeout=10).topics and time.monotonic() < end:
-        time.sleep(0.1)
-
-
-CTX = DecodeContext(host="node-t", boot_id="b00t-test", max_args=32, max_arg_len=128, include_failed=False)
-
-
-def exec_event(seq: int, cpu: int = 0) -> bytes:
-    """A real process_exec message, framed as the collector frames it (single-object encoding)."""
-    record = decode_process_exec(exec_record(seq=seq, cpu=cpu), cpu, CTX, 1_700_000_000_000_000_000 + seq)
-    return codec.Encoder(codec.load_schema("process_exec")).encode(record)
-
-
-def event_id(seq: int, cpu: int = 0) -> str:
-    return f"{CTX.host}/{CTX.boot_id}/process_exec/{cpu}/{seq}"
-
-
-def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 1) -> None:
-    """Spread over the partitions round robin; waits for every acknowledgement."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-    for i, v in enumerate(values):
-        while True:
-            try:
-                p.produce(
-                    topic, v, b"node-t", partition=i % partitions, headers=[("event_type", b"process_exec")]
-                )
-                break
-            except BufferError:
-                p.poll(0.1)
-    assert p.flush(60) == 0

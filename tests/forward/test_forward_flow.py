@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.forward.conftest import (
+from tests.forward.httpsink import OK, RESET, HttpSink, slow, status
+from tests.forward.support import (
     ForwarderRunner,
     create_topic,
     event_id,
     exec_event,
     produce,
 )
-from tests.forward.httpsink import OK, RESET, HttpSink, slow, status
 from tests.helpers import Broker, http_get, wait_ready
 
 pytestmark = pytest.mark.broker

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.forward.conftest import create_topic, event_id, exec_event, produce
 from tests.forward.httpsink import HttpSink
+from tests.forward.support import create_topic, event_id, exec_event, produce
 from tests.helpers import ROOT, Broker, http_get, wait_ready
 from tests.secure import Pki
 
