@@ -290,3 +290,27 @@ def test_elastic_item_errors_are_retried_dead_lettered_or_taken_as_duplicates(
         assert_books_close(books)
     finally:
         sink.down()
+
+
+def test_confluent_framed_messages_are_decoded_through_the_schema_registry(
+    broker: Broker, prefix: str, make_forwarder: Any, sink: HttpSink, schema_registry: Any
+) -> None:
+    from producer import codec, config, registry
+
+    topic = f"{prefix}.process_exec"
+    rcfg = config.validate({"schema_registry": {"url": schema_registry.url}}).schema_registry
+    schema_id = registry.Registry(rcfg).register(registry.subject(topic), codec.load_schema("process_exec"))
+    header = codec.confluent_header(schema_id)
+    framed = [header + exec_event(i)[codec.HEADER_LEN :] for i in range(20)]
+    unknown = codec.confluent_header(schema_id + 100_000) + exec_event(99)[codec.HEADER_LEN :]
+    create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, [*framed, unknown])
+    f = make_forwarder(sink.url)
+    f.start({"schema_registry": {"url": schema_registry.url}})
+    sink.wait_for(lambda s: len(s.events()) == 20, 30, "20 events")
+    assert sorted(sink.ids()) == sorted(event_id(i) for i in range(20))
+    ((h, v),) = read_topic(broker, f"{prefix}.dlq", expect=1)
+    assert (
+        v == unknown and h["reason"].startswith("undecodable: ") and str(schema_id + 100_000) in h["reason"]
+    )
+    assert f.stop() == 0
