@@ -36,7 +36,7 @@ from . import formats
 from .batch import PENDING, RELEASED, Batch, Event, Positions, by_topic
 from .books import Books
 from .delivery import Delivery
-from .receiver import Backoff, Receiver
+from .receiver import Backoff, Receiver, Reply
 from .server import HealthServer
 
 log = structlog.get_logger("forward")
@@ -128,7 +128,7 @@ class Forwarder:
         self._server.start()
         log.info("forward_listening", address=f"{host}:{self._server.port}")
 
-    def _wait_for_receiver(self, reply: Any) -> bool:
+    def _wait_for_receiver(self, reply: Reply) -> bool:
         """No answer to the first probe: not ready, probe again with backoff. False: stopped meanwhile."""
         while reply.retryable:
             self.books.set_ready(False, f"receiver: {reply.describe()[:200]}")
