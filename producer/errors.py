@@ -24,6 +24,9 @@ the module that calls the library::
     │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
     ├── RegistryError          the schema registry refused a request (auth, incompatible schema)
     │   └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
+    ├── CriError               the node's container runtime (CRI v1) refused a request
+    │   ├── RuntimeUnavailableError  no CRI socket there, or no answer within the call's deadline
+    │   └── CriNotFoundError   the runtime knows no such container or pod (gone, or not a CRI one)
     └── ReceiverError          `forward`: the HTTP receiver refused the first probe for good
         ├── ReceiverAuthError  401/403: the token or password (forward.auth)
         ├── ReceiverUrlError   404/405: no such endpoint at forward.url
@@ -116,8 +119,20 @@ class RegistryUnavailableError(RegistryError):
     pass
 
 
-class ReceiverError(ProducerError):
+class CriError(ProducerError):
     exit_code = 8
+
+
+class RuntimeUnavailableError(CriError):
+    pass
+
+
+class CriNotFoundError(CriError):
+    pass
+
+
+class ReceiverError(ProducerError):
+    exit_code = 9
 
 
 class ReceiverAuthError(ReceiverError):

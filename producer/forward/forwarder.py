@@ -86,7 +86,7 @@ class Forwarder:
     # -- start and stop ------------------------------------------------------------------------
 
     def run(self) -> int:
-        first = self.receiver.probe()  # a refusal retrying cannot fix raises here: one line, exit 8
+        first = self.receiver.probe()  # a refusal retrying cannot fix raises here: one line, exit 9
         sink.check_broker(self.cfg.kafka)  # unreachable, refused credentials: one line, exit 4
         if self.cfg.kafka.create_topics:
             sink.ensure_topics(self.cfg.kafka, [self.dlq_topic, self.report_topic])

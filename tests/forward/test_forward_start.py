@@ -53,7 +53,7 @@ def secret(tmp_path: Path, name: str, value: str) -> str:
     return str(path)
 
 
-def test_credentials_refused_at_start_is_one_line_and_exit_8(tmp_path: Path, pki: Pki) -> None:
+def test_credentials_refused_at_start_is_one_line_and_exit_9(tmp_path: Path, pki: Pki) -> None:
     sink = HttpSink(keystore=pki.server_keystore, token=TOKEN)
     try:
         p = run_forward(
@@ -66,29 +66,29 @@ def test_credentials_refused_at_start_is_one_line_and_exit_8(tmp_path: Path, pki
         )
     finally:
         sink.down()
-    assert p.returncode == 8
+    assert p.returncode == 9
     line = one_line(p)
     assert line.startswith(f"ebpf-producer: forward: {sink.url} refused the credentials (HTTP 401")
     assert "check the token in forward.auth.token_file" in line
     assert WRONG not in p.stderr + p.stdout and TOKEN not in p.stderr + p.stdout
 
 
-def test_an_untrusted_certificate_at_start_is_one_line_and_exit_8(tmp_path: Path, pki: Pki) -> None:
+def test_an_untrusted_certificate_at_start_is_one_line_and_exit_9(tmp_path: Path, pki: Pki) -> None:
     sink = HttpSink(keystore=pki.server_keystore)
     try:
         p = run_forward(tmp_path, {"url": sink.url})  # the system's CAs do not know the test's CA
     finally:
         sink.down()
-    assert p.returncode == 8
+    assert p.returncode == 9
     line = one_line(p)
     assert line.startswith(f"ebpf-producer: forward: TLS with {sink.url} failed (TLS: certificate")
     assert "unable to get local issuer certificate" in line
     assert "check forward.tls.ca_file" in line
 
 
-def test_no_such_endpoint_at_start_is_one_line_and_exit_8(tmp_path: Path, sink: HttpSink) -> None:
+def test_no_such_endpoint_at_start_is_one_line_and_exit_9(tmp_path: Path, sink: HttpSink) -> None:
     p = run_forward(tmp_path, {"url": sink.url.replace("/ingest", "/nope")})
-    assert p.returncode == 8
+    assert p.returncode == 9
     assert "has no such endpoint (HTTP 404" in one_line(p) and "check the path in forward.url" in one_line(p)
 
 

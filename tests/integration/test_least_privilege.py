@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import CLI, ROOT, Broker, CollectorRunner, consume, wait_ready
+from tests.helpers import CAP_BITS, CLI, ROOT, Broker, CollectorRunner, cap_sets, consume, wait_ready
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 
 VALUES = yaml.safe_load((ROOT / "helm/ebpf-kafka-producer/values.yaml").read_text())
 CHART_CAPS: list[str] = VALUES["leastPrivilege"]["capabilities"]
-CAP_BITS = {"BPF": 39, "PERFMON": 38, "IPC_LOCK": 14}
 
 
 def confined(caps: list[str]) -> list[str]:
@@ -39,11 +38,6 @@ def confined(caps: list[str]) -> list[str]:
         "--inh-caps=-all",
         "--",
     ]
-
-
-def cap_sets(pid: int) -> dict[str, int]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return {k: int(v, 16) for k, v in (ln.split(":\t") for ln in lines if ln.startswith("Cap"))}
 
 
 def pages_beyond_perf_allowance() -> int:
