@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from producer.errors import ConfigError, ProducerError
+from tests.support import ROOT
 
 from . import host, pipelines, report
 from .broker import OwnBroker, Topics
@@ -96,7 +97,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         sustained_rate=args.sustained_rate,
         sustained_seconds=args.sustained_seconds or (10.0 if q else 60.0),
         quick=q,
-        out=args.out or pipelines.ROOT / ("bench-results" if q else "docs/benchmarks"),
+        out=args.out or ROOT / ("bench-results" if q else "docs/benchmarks"),
         bootstrap=args.bootstrap,
         tuned=tuned,
         tuned_config=args.tuned_config,

@@ -11,14 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-# The checkout this benchmark runs from (it is never installed): scripts/ is beside it.
-ROOT = Path(__file__).resolve().parents[1]
+from producer.kafka.consumer import new_consumer
+from tests.support import ROOT
 
 # Its own ports and data, so the shared broker on 9092 (tests, demo) never sees this load;
 # scripts/kafka.sh takes the same variables.
@@ -76,7 +74,6 @@ class Topics:
     """Create, watch, read and delete the benchmark's topics (one partition each)."""
 
     def __init__(self, bootstrap: str) -> None:
-        from confluent_kafka import Consumer
         from confluent_kafka.admin import AdminClient
 
         self.bootstrap = bootstrap
@@ -84,15 +81,7 @@ class Topics:
         # that matter surface as exceptions of the calls
         self.admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         # only for watermarks: no group is ever joined
-        self.watcher = Consumer(self._consumer_config())
-
-    def _consumer_config(self) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"ekp-bench-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
+        self.watcher = new_consumer({"bootstrap.servers": bootstrap}, name="ekp-bench")
 
     def create(self, name: str) -> None:
         from confluent_kafka.cimpl import NewTopic
@@ -140,12 +129,12 @@ class Topics:
         With append_time the timestamps must be the broker's (a benchmark topic), else whatever
         the producer set (a collector's own drop report topic).
         """
-        from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 
         end = self.end_offset(name)
         if end == 0:
             return 0
-        c = Consumer(self._consumer_config())
+        c = new_consumer({"bootstrap.servers": self.bootstrap}, name="ekp-bench")
         c.assign([TopicPartition(name, 0, OFFSET_BEGINNING)])
         n = 0
         deadline = time.monotonic() + 300

@@ -31,9 +31,10 @@ from typing import Any
 
 import yaml
 
-from producer import codec
+from producer.records import codec
+from tests.support import ROOT
 
-from .broker import ROOT, OwnBroker
+from .broker import OwnBroker
 from .procs import process_cpu_s
 
 CASES = (("jsonl", False), ("jsonl", True), ("elastic_bulk", False), ("splunk_hec", False))

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.errors import PreflightError
-
-from .pipelines import ROOT
+from tests.support import ROOT
 
 TOOLS = ("bpftrace", "kcat", "gcc")
 

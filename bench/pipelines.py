@@ -13,7 +13,6 @@ the run's own; what it delivered is counted by reading that topic back, not by a
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import os
@@ -27,18 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-import yaml
-
-from producer import codec
 from producer.config import EVENT_TYPES
-from producer.ledger import DROP_REASONS
+from producer.ledger.arena import DROP_REASONS
+from producer.records import codec
+from tests.support import ROOT
+from tests.support.collector import CollectorRunner, merge
+from tests.support.kafka import Broker
 
 from .broker import Topics
 
 # The benchmark runs from a checkout (it is not part of the installed product): its load and peer
 # programs live beside it, and it measures whatever `producer` the checkout's virtualenv has.
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 BPFTRACE_PROGRAM = HERE / "peers" / "file_open.bt"
 NAIVE_READER = HERE / "peers" / "naive_bcc.py"
 NAIVE_SCHEMA = HERE / "peers" / "naive.avsc"
@@ -175,16 +174,6 @@ class Untraced(Pipeline):
         return None
 
 
-def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def collector_config(t: Target, bootstrap: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults, narrowed to the run's events: file_open only, the load's directory and comm."""
     events: dict[str, Any] = {n: {"enabled": False} for n in EVENT_TYPES}
@@ -198,15 +187,15 @@ def collector_config(t: Target, bootstrap: str, overrides: Mapping[str, Any]) ->
     return merge(base, overrides)
 
 
-_KV = re.compile(r"(\w+)=('[^']*'|\S+)")
-
-
 class Collector(Pipeline):
+    """The collector, run by the tests' own runner (tests/support/collector.py) with no test defaults."""
+
     def __init__(self, name: str, overrides: Mapping[str, Any]) -> None:
         super().__init__()
         self.name = name
         self.overrides = overrides
         self.config: dict[str, Any] = {}
+        self.runners: list[CollectorRunner] = []
         self._schemas: dict[bytes, codec.Schema] | None = None
 
     def topic(self, t: Target) -> str:
@@ -217,26 +206,21 @@ class Collector(Pipeline):
         return int(self.config.get("readers", {}).get("max_latency_ms", 100))
 
     def start(self, t: Target, bootstrap: str, workdir: Path) -> None:
-        self.config = collector_config(t, bootstrap, self.overrides)
-        path = workdir / "collector.yaml"
-        path.write_text(yaml.safe_dump(self.config))
-        self._spawn(
-            [sys.executable, "-m", "producer.cli", "run", "--config", str(path)], workdir / "collector.log"
-        )
-
-    def _events(self, name: str) -> list[dict[str, str]]:
-        return [
-            {k: v.strip("'") for k, v in _KV.findall(line)}
-            for line in self.log_text().splitlines()
-            if f"event='{name}'" in line
-        ]
+        runner = CollectorRunner(Broker(bootstrap, controllable=False), t.prefix, workdir, defaults={})
+        runner.start(collector_config(t, bootstrap, self.overrides), wait_readers=False)
+        assert runner.proc is not None
+        self.config = runner.config
+        self.runners.append(runner)
+        self.procs.append(runner.proc)
+        self.logs.append(runner.log_path)
 
     def wait_started(self, timeout: float) -> None:
-        def ready() -> bool:
-            started = self._events("collector_started")
-            return bool(started) and len(self._events("reader_started")) >= int(started[0]["readers"])
+        self._wait_for(self.runners[-1].started, timeout, "waiting for its readers")
 
-        self._wait_for(ready, timeout, "waiting for its readers")
+    def kill(self) -> None:
+        super().kill()
+        for runner in self.runners:
+            runner.kill()  # closes its log
 
     def stop(self, topics: Topics, t: Target) -> str:
         self.procs[0].send_signal(signal.SIGTERM)

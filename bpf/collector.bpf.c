@@ -32,8 +32,6 @@
 #endif
 
 #define EKP_CLONE_THREAD 0x00010000ULL
-#define EKP_AF_INET 2
-#define EKP_AF_INET6 10
 #define EKP_IPPROTO_TCP 6
 #define EKP_TCP_ESTABLISHED 1
 #define EKP_TCP_SYN_SENT 2
@@ -49,13 +47,13 @@ BPF_TABLE("lru_hash", __u32, __u32, ekp_parents, EKP_PARENTS_MAX);
 BPF_PERCPU_ARRAY(ekp_scratch_exec, struct ekp_process_exec, 1);
 
 BPF_ARRAY(ekp_filter_cfg, struct ekp_filter_config, 1);
-BPF_HASH(ekp_filter_comm, struct ekp_comm_key, __u8, 256);
-BPF_HASH(ekp_filter_uid, __u32, __u8, 256);
-BPF_HASH(ekp_filter_pid, __u32, __u8, 1024);
-BPF_HASH(ekp_filter_cgroup, __u64, __u8, 256);
+BPF_HASH(ekp_filter_comm, struct ekp_comm_key, __u8, EKP_FILTER_COMM_MAX);
+BPF_HASH(ekp_filter_uid, __u32, __u8, EKP_FILTER_UID_MAX);
+BPF_HASH(ekp_filter_pid, __u32, __u8, EKP_FILTER_PID_MAX);
+BPF_HASH(ekp_filter_cgroup, __u64, __u8, EKP_FILTER_CGROUP_MAX);
 /* file_open path prefixes: the distinct prefix lengths, and (length, bytes) -> allow/deny. */
 BPF_ARRAY(ekp_filter_prefix_len, __u32, EKP_PREFIXES);
-BPF_HASH(ekp_filter_prefix, struct ekp_prefix, __u8, 64);
+BPF_HASH(ekp_filter_prefix, struct ekp_prefix, __u8, EKP_FILTER_PREFIX_MAX);
 
 /* Never read: give the loader the compiler's layout of every record. */
 BPF_ARRAY(ekp_layout_process_exec, struct ekp_process_exec, 1);

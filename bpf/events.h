@@ -2,9 +2,14 @@
 /*
  * Event records written by the BPF programs into perf event arrays, and the
  * ledger counters kept beside them. This header is the single definition of
- * the kernel side; producer/events.py mirrors it for the decoder and the
- * loader compares the two against the compiler's own layout at every start
- * (producer/loader.py: check_layouts), so they cannot drift silently.
+ * the kernel side; producer/records/ mirrors it (abi.py for what every record
+ * shares, one module per event family for the rest) and two checks keep them
+ * from drifting silently:
+ *  - the struct layouts: at every start the loader compares them with the
+ *    compiler's own (producer/kernel/build.py: check_layouts);
+ *  - every #define EKP_* below: tests/unit/test_abi.py compiles this header
+ *    with gcc and compares each value with its Python twin, or finds the name
+ *    in abi.C_ONLY.
  *
  * Sizes are parameters set with -D by the loader (from the config), never by
  * editing this text.
@@ -55,7 +60,12 @@
 #define EKP_OPEN_OPENAT 0
 #define EKP_OPEN_OPENAT2 1
 
-/* tcp direction */
+/* file_open.flags */
+#define EKP_OPEN_PATH_TRUNCATED (1U << 0)
+
+/* tcp family (the kernel's AF_* values) and direction */
+#define EKP_AF_INET 2
+#define EKP_AF_INET6 10
 #define EKP_TCP_OUTBOUND 1
 #define EKP_TCP_INBOUND 2
 
@@ -116,7 +126,7 @@ struct ekp_file_open {
 	__s32 ret;        /* the new fd, or -errno */
 	__u16 syscall;    /* EKP_OPEN_* */
 	__u16 path_size;  /* bytes of path[] in use, NUL included */
-	__u32 flags;      /* bit 0: path truncated */
+	__u32 flags;      /* EKP_OPEN_PATH_TRUNCATED */
 	char path[EKP_PATH_LEN]; /* as passed (relative paths stay relative); only path_size bytes are submitted */
 };
 
@@ -157,7 +167,13 @@ struct ekp_syscall_key {
 #define EKP_FILTER_CGROUP_ALLOW (1U << 3)
 #define EKP_FILTER_PATH_ALLOW   (1U << 4)
 #define EKP_PREFIX_LEN 64 /* prefixes are at most EKP_PREFIX_LEN - 1 bytes */
-#define EKP_PREFIXES 8
+#define EKP_PREFIXES 8    /* distinct prefix lengths */
+/* Entries of the filter maps: the config refuses longer lists (producer/config.py). */
+#define EKP_FILTER_COMM_MAX 256
+#define EKP_FILTER_UID_MAX 256
+#define EKP_FILTER_PID_MAX 1024
+#define EKP_FILTER_CGROUP_MAX 256
+#define EKP_FILTER_PREFIX_MAX 64
 
 struct ekp_filter_config {
 	__u32 flags; /* EKP_FILTER_*_ALLOW */

@@ -88,7 +88,7 @@ static __always_inline void ekp_copy_path(struct ekp_file_open *e, const char *p
 		e->path[0] = 0;
 		n = 1;
 	} else if (n == sizeof(e->path)) {
-		e->flags |= 1; /* truncated */
+		e->flags |= EKP_OPEN_PATH_TRUNCATED;
 	}
 	e->path_size = n;
 }

@@ -3,7 +3,7 @@
 Every error that reaches the command line is one of these, with a message of
 one line that names the fix. Third-party errors (librdkafka, BCC, YAML, the
 kernel) are translated where they are raised into ours, at the boundary of
-the module that calls the library::
+the module that calls the library (for Kafka: the package producer/kafka/)::
 
     ProducerError
     ├── ConfigError            bad key or value in the config file
@@ -12,14 +12,14 @@ the module that calls the library::
     │   ├── TracefsError       tracefs not mounted
     │   ├── HeadersError       no kernel headers for BCC
     │   ├── BccMissingError    python3-bpfcc not importable
-    │   └── SecretFileError    a *_file of kafka.security / schema_registry cannot be read
-    ├── KafkaError             the broker or the client refused
+    │   └── SecretFileError    a *_file of kafka.security / schema_registry / forward cannot be read
+    ├── KafkaClientError       the broker or the client refused (confluent_kafka.KafkaError stays in kafka/)
     │   ├── BrokerUnreachableError  no broker answered within the timeout
     │   ├── KafkaConfigError   librdkafka rejected a kafka.client setting
     │   ├── KafkaAuthError     the broker refused the SASL credentials
     │   └── KafkaTlsError      the TLS handshake failed (certificate or host name not verified)
     ├── BpfError               compiling, verifying or attaching failed
-    │   └── LayoutDriftError   bpf/events.h and producer/events.py disagree
+    │   └── LayoutDriftError   bpf/events.h and its mirror in producer/records/ disagree
     ├── SchemaError            a schemas/*.avsc file is missing or invalid
     │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
     ├── RegistryError          the schema registry refused a request (auth, incompatible schema)
@@ -75,23 +75,23 @@ class SecretFileError(PreflightError):
     pass
 
 
-class KafkaError(ProducerError):
+class KafkaClientError(ProducerError):
     exit_code = 4
 
 
-class BrokerUnreachableError(KafkaError):
+class BrokerUnreachableError(KafkaClientError):
     pass
 
 
-class KafkaConfigError(KafkaError):
+class KafkaConfigError(KafkaClientError):
     pass
 
 
-class KafkaAuthError(KafkaError):
+class KafkaAuthError(KafkaClientError):
     pass
 
 
-class KafkaTlsError(KafkaError):
+class KafkaTlsError(KafkaClientError):
     pass
 
 

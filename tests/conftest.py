@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.helpers import Broker, CollectorRunner, LoadPrograms
 from tests.secure import Pki, SecuredBroker, new_password
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+from tests.support.collector import CollectorRunner
+from tests.support.kafka import Broker
+from tests.support.load import LoadPrograms
 
 
 def _docker_answers() -> bool:

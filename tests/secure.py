@@ -23,7 +23,8 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 USER = "alice"
 
 
@@ -123,10 +124,11 @@ class SecuredBroker:
 
     def client_conf(self) -> dict[str, Any]:
         """librdkafka settings for the tests' own consumers."""
-        from producer import config, sink
+        from producer import config
+        from producer.kafka.security import connection_config
 
         kcfg = config.validate({"kafka": {"bootstrap_servers": self.bootstrap, "security": self.security()}})
-        return sink.connection_config(kcfg.kafka)
+        return connection_config(kcfg.kafka)
 
     def _env(self) -> dict[str, str]:
         assert self.extra is not None

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from ..events import EVENT_TYPE_IDS, STREAM_TYPES
+from ..records.catalog import EVENT_TYPE_IDS, STREAM_TYPES
 from .rules import Section, Seq, power_of_two, problem, section
 
 # Every event type, in the order topics and ledger rows are listed (bpf/events.h numbers them).

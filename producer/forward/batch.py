@@ -13,7 +13,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..kafka.consumer import TP, Record
+from ..kafka.consumer import TP, Message
 
 PENDING, ACCEPTED, REJECTED, DEAD, RELEASED = range(5)
 RESOLVED = (ACCEPTED, DEAD)
@@ -21,7 +21,7 @@ RESOLVED = (ACCEPTED, DEAD)
 
 @dataclass(slots=True)
 class Event:
-    rec: Record
+    rec: Message
     line: bytes  # its part of a body (b"" when it could not be decoded)
     state: int = PENDING
     kind: str = ""  # REJECTED: a short reason class for metrics (undecodable, http_400, item_400)

@@ -109,6 +109,12 @@ class Books:
     def set_ready(self, ready: bool, reason: str = "") -> None:
         self.ready, self.not_ready_reason = ready, "" if ready else reason
 
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: 200 only while the receiver accepts (the first probe passed and the last attempt
+        was not a failure being retried), else 503 with the reason."""
+        ready, reason = self.ready, self.not_ready_reason
+        return ready, "ready\n" if ready else f"not ready: {reason}\n"
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(

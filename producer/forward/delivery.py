@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import structlog
 
-from ..kafka.consumer import Outbox, OutMessage
+from ..kafka.publisher import Outbox, OutMessage
+from ..kafka.sink import Headers
 from . import formats
 from .batch import ACCEPTED, DEAD, PENDING, REJECTED, Batch, Event, by_topic
 from .books import Books
@@ -165,8 +166,8 @@ class Delivery:
 
     def _letter(self, e: Event) -> OutMessage:
         r = e.rec
-        headers = [
-            *r.headers,
+        headers: Headers = [
+            *r.headers.items(),
             ("source_topic", r.topic.encode()),
             ("source_partition", str(r.partition).encode()),
             ("source_offset", str(r.offset).encode()),

@@ -20,8 +20,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .. import codec
 from ..config.forward import ForwardConfig
+from ..records import codec
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

@@ -27,17 +27,20 @@ from collections import deque
 from typing import Any
 
 import structlog
+from prometheus_client import generate_latest
 
-from .. import codec, registry, sink
 from ..config import EVENT_TYPES, Config, parse_listen
+from ..endpoints import Endpoints
 from ..errors import ConfigError, RegistryUnavailableError
-from ..kafka.consumer import TP, GroupConsumer, Outbox, OutMessage, Record
+from ..kafka import admin, registry
+from ..kafka.consumer import TP, GroupConsumer, Message
+from ..kafka.publisher import Outbox, OutMessage
+from ..records import codec
 from . import formats
 from .batch import PENDING, RELEASED, Batch, Event, Positions, by_topic
 from .books import Books
 from .delivery import Delivery
 from .receiver import Backoff, Receiver, Reply
-from .server import HealthServer
 
 log = structlog.get_logger("forward")
 
@@ -73,7 +76,7 @@ class Forwarder:
         self.batch = Batch()
         self.positions = Positions()
         self.assigned: set[TP] = set()
-        self.held: deque[Record] = deque()  # fetched while paused: taken once the batch is settled
+        self.held: deque[Message] = deque()  # fetched while paused: taken once the batch is settled
         self._stop_deadline: float | None = None
         self._revoke_deadline: float | None = None
         self._delivering = False
@@ -81,15 +84,15 @@ class Forwarder:
         self._next_report = 0.0
         self._consumer: GroupConsumer | None = None
         self._outbox: Outbox | None = None
-        self._server: HealthServer | None = None
+        self._server: Endpoints | None = None
 
     # -- start and stop ------------------------------------------------------------------------
 
     def run(self) -> int:
         first = self.receiver.probe()  # a refusal retrying cannot fix raises here: one line, exit 9
-        sink.check_broker(self.cfg.kafka)  # unreachable, refused credentials: one line, exit 4
+        admin.check_broker(self.cfg.kafka)  # unreachable, refused credentials: one line, exit 4
         if self.cfg.kafka.create_topics:
-            sink.ensure_topics(self.cfg.kafka, [self.dlq_topic, self.report_topic])
+            admin.ensure_topics(self.cfg.kafka, [self.dlq_topic, self.report_topic])
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         self._serve()
@@ -124,7 +127,14 @@ class Forwarder:
         if not self.f.listen:
             return
         host, port = parse_listen(self.f.listen, "forward.listen")
-        self._server = HealthServer(host, port, self.books)
+        books = self.books
+        self._server = Endpoints(
+            host,
+            port,
+            metrics=lambda: generate_latest(books.registry),
+            ready=books.readiness,
+            name="forward-http",
+        )
         self._server.start()
         log.info("forward_listening", address=f"{host}:{self._server.port}")
 
@@ -190,7 +200,7 @@ class Forwarder:
             ):
                 self._deliver()
 
-    def _take(self, rec: Record) -> None:
+    def _take(self, rec: Message) -> None:
         if (rec.topic, rec.partition) not in self.assigned:
             return  # its partition was revoked while the record waited
         while True:

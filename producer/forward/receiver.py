@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from .. import __version__, secretfiles
+from .. import __version__
 from ..config.forward import ForwardConfig
 from ..errors import ReceiverAuthError, ReceiverTlsError, ReceiverUrlError, SecretFileError
+from ..kafka import secretfiles
 
 # Retry-After is honoured up to this (a receiver's typo must not park the forwarder for a day).
 RETRY_AFTER_MAX_S = 3600.0

@@ -1,51 +1,148 @@
-"""The forwarder's Kafka side: a consumer-group member that commits by hand, and the producer of its
-dead letters and reports. Every confluent-kafka call of `ebpf-producer forward` is in this module.
+"""Reading topics: whole topics back (TopicReader: `ebpf-producer tail`, the tests, the benchmark), and
+a member of a consumer group that commits by hand (GroupConsumer: `ebpf-producer forward`).
 
-Messages leave as our own Record and offsets as plain (topic, partition) -> next offset, so the
-forwarder never handles a librdkafka object. Errors leave as ours (errors.py) or as a return value.
+A TopicReader assigns partitions directly rather than through a consumer group: no rebalance wait,
+so an idle timeout measures silence, not a group join on a fresh broker. Both hand out our own
+Message, and the group member takes offsets as plain (topic, partition) -> next offset, so no
+caller handles librdkafka objects. Errors leave as ours (errors.py) or as a return value.
 """
 
 from __future__ import annotations
 
 import collections
 import re
-import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka import KafkaError as _KErr
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from .. import sink
 from ..config import KafkaConfig
-from ..errors import KafkaConfigError
+from ..errors import BrokerUnreachableError, KafkaConfigError
+from .admin import refused_connection
+from .client import LibrdkafkaLog, reason
+from .security import connection_config
 
-log = structlog.get_logger("forward.kafka")
+log = structlog.get_logger("kafka.consumer")
 
+BEGINNING, END = "beginning", "end"
 TP = tuple[str, int]
-Headers = list[tuple[str, str | bytes | None]]
 PartitionsCallback = Callable[[list[TP]], None]
 
-# What librdkafka may prefetch for this consumer: the bound on its memory while the forwarder
+# What librdkafka may prefetch for a group member: the bound on its memory while the forwarder
 # has paused every partition (a receiver outage), whatever the topics' backlog.
 PREFETCH_KBYTES = 16384
 
 
-class Record(NamedTuple):
+def new_consumer(
+    connection: Mapping[str, Any],
+    *,
+    name: str = "ebpf-producer-tail",
+    group_id: str | None = None,
+    quiet: bool = True,
+    **extra: Any,
+) -> Consumer:
+    """A consumer that commits nothing by itself; without `group_id`, a group of its own (it joins
+    none unless it subscribes). `quiet`: librdkafka's own log lines are dropped.
+
+    Raises KafkaConfigError with librdkafka's own words when it rejects a setting.
+    """
+    conf = {
+        **connection,
+        "group.id": group_id or f"{name}-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        **extra,
+    }
+    try:
+        return Consumer(conf, logger=LibrdkafkaLog(name, quiet=quiet))
+    except (KafkaException, ValueError, TypeError) as e:
+        raise KafkaConfigError(
+            f"kafka: librdkafka rejected the consumer configuration: {reason(e)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Message:
     topic: str
     partition: int
     offset: int
     key: bytes | None
+    headers: dict[str, bytes]
     value: bytes
-    headers: Headers
+    timestamp_ms: int
+    error: str | None = None  # a consumer-side error in place of a message
 
 
-class OutMessage(NamedTuple):
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Headers
+def _message(m: Any) -> Message:
+    err = m.error()
+    return Message(
+        topic=str(m.topic()),
+        partition=int(m.partition() or 0),
+        offset=int(m.offset() or 0),
+        key=m.key(),
+        headers=_headers(m.headers()),
+        value=m.value() or b"",
+        timestamp_ms=int(m.timestamp()[1]),
+        error=None if err is None else str(err.str()),
+    )
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    """A message's headers (a list of pairs; librdkafka gives a dict when asked with one)."""
+    items = raw.items() if isinstance(raw, dict) else (raw or [])
+    return {str(k): v if isinstance(v, bytes) else str(v or "").encode() for k, v in items}
+
+
+class TopicReader:
+    """Whole topics, from the beginning, the end, or a point in time."""
+
+    def __init__(self, connection: Mapping[str, Any], *, kcfg: KafkaConfig | None = None) -> None:
+        """`kcfg`: translate refused credentials and certificates into its errors (tail does)."""
+        self._servers = str(connection.get("bootstrap.servers", ""))
+        self._kcfg = kcfg
+        self._errors: collections.deque[Any] = collections.deque(maxlen=16)  # tail may run for days
+        self._c = new_consumer(connection, error_cb=self._errors.append)
+
+    @classmethod
+    def of(cls, kcfg: KafkaConfig, bootstrap_servers: str | None = None) -> TopicReader:
+        return cls(connection_config(kcfg, bootstrap_servers), kcfg=kcfg)
+
+    def partitions(self, topic: str | None = None, timeout_s: float = 10.0) -> dict[str, list[int]]:
+        """Topic -> partitions, of the topics without an error (of `topic` alone when named).
+
+        Raises BrokerUnreachableError (KafkaAuthError, KafkaTlsError when the broker refused us).
+        """
+        try:
+            md = self._c.list_topics(topic, timeout=timeout_s)
+        except KafkaException as e:
+            self._c.poll(0)  # serves error_cb: refused credentials or certificates say so
+            if self._kcfg is not None:
+                refused_connection(self._kcfg, self._errors)
+            raise BrokerUnreachableError(
+                f"kafka: no broker answered at {self._servers} ({reason(e)}); start one (make kafka-up)"
+            ) from None
+        return {name: list(t.partitions) for name, t in md.topics.items() if t.error is None}
+
+    def assign(self, parts: Mapping[str, Sequence[int]], start: str | float = BEGINNING) -> None:
+        """Read these partitions from BEGINNING, END, or the first message at or after `start` (epoch s)."""
+        if isinstance(start, str):
+            offset = OFFSET_BEGINNING if start == BEGINNING else OFFSET_END
+            tps = [TopicPartition(t, p, offset) for t, ps in parts.items() for p in ps]
+        else:
+            ms = int(start * 1000)
+            tps = self._c.offsets_for_times(
+                [TopicPartition(t, p, ms) for t, ps in parts.items() for p in ps], 10
+            )
+        self._c.assign(tps)
+
+    def poll(self, timeout_s: float) -> Message | None:
+        m = self._c.poll(timeout_s)
+        return None if m is None else _message(m)
+
+    def close(self) -> None:
+        self._c.close()
 
 
 def subscription_pattern(topics: Iterable[str]) -> str:
@@ -78,22 +175,21 @@ class GroupConsumer:
     ) -> None:
         self.errors: collections.deque[str] = collections.deque(maxlen=32)
         self._callbacks = (on_assign, on_revoke, on_lost)
-        conf = {
-            **sink.connection_config(kcfg),
-            "group.id": group_id,
-            "client.id": client_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": start,
-            "partition.assignment.strategy": "cooperative-sticky",
-            "queued.max.messages.kbytes": PREFETCH_KBYTES,
-            "topic.metadata.refresh.interval.ms": 10_000,
-            "error_cb": self._on_error,
-        }
-        try:
-            self._c = Consumer(conf, logger=sink.LibrdkafkaLog(client_id))
-        except (KafkaException, ValueError, TypeError) as e:
-            raise KafkaConfigError(f"kafka: librdkafka rejected the consumer configuration: {e}") from None
+        self._c = new_consumer(
+            connection_config(kcfg),
+            name=client_id,
+            group_id=group_id,
+            quiet=False,
+            **{
+                "client.id": client_id,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": start,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "queued.max.messages.kbytes": PREFETCH_KBYTES,
+                "topic.metadata.refresh.interval.ms": 10_000,
+                "error_cb": self._on_error,
+            },
+        )
         self._paused = False
 
     def _on_error(self, err: Any) -> None:
@@ -108,18 +204,15 @@ class GroupConsumer:
             on_lost=lambda _c, parts: on_lost(_pairs(parts)),
         )
 
-    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
-        """Up to max_records messages; serves rebalance callbacks. Consumer errors are kept in .errors."""
+    def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """Up to max_messages messages; serves rebalance callbacks. Consumer errors are kept in .errors."""
         out = []
-        for m in self._c.consume(max_records, timeout_s):
-            err = m.error()
-            if err is not None:
-                self.errors.append(f"{err.name()}: {err.str()}")
-                continue
-            topic, partition, offset, headers = m.topic(), m.partition(), m.offset(), m.headers()
-            assert topic is not None and partition is not None and offset is not None  # a message
-            hdrs = list(headers.items()) if isinstance(headers, dict) else headers or []
-            out.append(Record(topic, partition, offset, m.key(), m.value() or b"", hdrs))
+        for m in self._c.consume(max_messages, timeout_s):
+            msg = _message(m)
+            if msg.error is not None:
+                self.errors.append(msg.error)
+            else:
+                out.append(msg)
         return out
 
     def pause(self) -> None:
@@ -138,10 +231,6 @@ class GroupConsumer:
         if self._paused and parts:
             self._c.pause([TopicPartition(t, p) for t, p in parts])
 
-    def seek(self, topic: str, partition: int, offset: int) -> None:
-        """Fetch this partition again from `offset` (a message handed out but not taken in)."""
-        self._c.seek(TopicPartition(topic, partition, offset))
-
     def commit(self, offsets: Mapping[TP, int]) -> str | None:
         """Commit `offsets` (the next offset to read, per partition) and wait; None or why it failed.
 
@@ -154,7 +243,7 @@ class GroupConsumer:
         try:
             done = self._c.commit(offsets=tps, asynchronous=False)
         except KafkaException as e:
-            return sink._reason(e)
+            return reason(e)
         failed = [f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in done or [] if tp.error]
         return "; ".join(failed) or None
 
@@ -168,59 +257,3 @@ class GroupConsumer:
 
 def _pairs(parts: list[Any]) -> list[TP]:
     return [(tp.topic, tp.partition) for tp in parts]
-
-
-class Outbox:
-    """Our own messages to Kafka (dead letters, reports) through an idempotent acks=all producer."""
-
-    def __init__(self, kcfg: KafkaConfig, client_id: str) -> None:
-        self._p = sink.new_producer(kcfg, client_id, quiet=True, **{"linger.ms": 5})
-
-    def send(self, messages: Sequence[OutMessage], timeout_s: float) -> str | None:
-        """Produce and wait for the broker's acknowledgement of every one; None, or why not.
-
-        On a failure, those still queued are purged, so a second send cannot duplicate them;
-        some of the failed batch may have landed (a dead letter is then written twice).
-        """
-        failures: list[str] = []
-
-        def done(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(f"{err.name()}: {err.str()}")
-
-        try:
-            for m in messages:
-                self._produce(m, done)
-        except KafkaException as e:
-            failures.append(sink._reason(e))
-        left = self._p.flush(max(0.0, timeout_s))
-        if left:
-            self._p.purge(in_queue=True, in_flight=False)
-            self._p.flush(1.0)
-            failures.append(f"{left} not acknowledged within {timeout_s:g} s")
-        return "; ".join(failures[:3]) or None
-
-    def _produce(self, m: OutMessage, on_delivery: Callable[[Any, Any], None] | None = None) -> None:
-        deadline = time.monotonic() + 5.0
-        while True:
-            try:
-                self._p.produce(m.topic, m.value, m.key, headers=m.headers, on_delivery=on_delivery)
-                return
-            except BufferError:
-                if time.monotonic() >= deadline:
-                    raise KafkaException(_KErr(_KErr._QUEUE_FULL)) from None
-                self._p.poll(0.05)
-
-    def post(self, message: OutMessage) -> bool:
-        """Fire and forget (a periodic report: the next one carries the same cumulative books)."""
-        try:
-            self._produce(message)
-        except KafkaException as e:
-            log.warning("report_not_sent", topic=message.topic, error=sink._reason(e))
-            return False
-        self._p.poll(0)
-        return True
-
-    def close(self, timeout_s: float) -> int:
-        """Flush within timeout_s; returns how many messages were left unsent."""
-        return int(self._p.flush(max(0.0, timeout_s)))

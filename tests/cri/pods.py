@@ -22,8 +22,8 @@ import grpc
 
 from producer.k8s.cri_v1 import api_pb2 as pb
 from producer.k8s.cri_v1 import api_pb2_grpc
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts/containerd.sh"
 BUSYBOX = "localhost/ekp-busybox:1"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

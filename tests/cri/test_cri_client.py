@@ -1,7 +1,7 @@
 """The product's CRI client against a real containerd, with pods made as kubelet would make them.
 
 The chain a later resolver will walk: a process's cgroup (as the kernel reports it) -> the container id
-(producer/containers.py) -> ContainerStatus -> its sandbox -> PodSandboxStatus -> the workload.
+(producer/records/containers.py) -> ContainerStatus -> its sandbox -> PodSandboxStatus -> the workload.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from producer.containers import ContainerResolver, container_of
 from producer.errors import CriNotFoundError, RuntimeUnavailableError
 from producer.k8s.cri import CriClient
 from producer.k8s.model import ContainerState, PodState
 from producer.k8s.workload import Workload, WorkloadKind, workload_of_pod
-from producer.procfs import cgroup2_mount
+from producer.kernel.procfs import cgroup2_mount
+from producer.records.containers import ContainerResolver, container_of
 from tests.cri.pods import BUSYBOX, Containerd, CriPods, PodSpec, kubelet_container_labels, kubelet_pod_labels
 
 pytestmark = [pytest.mark.slow, pytest.mark.cri]

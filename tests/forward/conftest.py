@@ -12,7 +12,7 @@ import pytest
 
 from tests.forward.httpsink import HttpSink
 from tests.forward.support import ForwarderRunner
-from tests.helpers import Broker
+from tests.support.kafka import Broker
 
 
 @pytest.fixture

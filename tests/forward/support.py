@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
-from producer import codec
-from producer.events import DecodeContext, decode_process_exec
-from tests.helpers import CollectorRunner, http_get
-from tests.unit.rawrecords import exec_record
+from producer.records import catalog, codec
+from tests.support.collector import CollectorRunner, http_get
+from tests.support.records import CTX, exec_record
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ForwarderRunner(CollectorRunner):
     group_id: str = ""
     starts: int = 0
 
-    def write_config(self, overrides: dict[str, Any] | None = None) -> Path:
+    def write_config(self, overrides: Mapping[str, Any] | None = None) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         forward = {
             "url": self.url,
@@ -40,7 +41,7 @@ class ForwarderRunner(CollectorRunner):
         forward.update(over.pop("forward", {}))
         return super().write_config({"forward": forward, **over})
 
-    def start(self, overrides: dict[str, Any] | None = None, **_: Any) -> None:
+    def start(self, overrides: Mapping[str, Any] | None = None, **_: Any) -> None:
         path = self.write_config(overrides)
         self.starts += 1
         self._log = self.log_path.open("ab")  # a restart appends: one log across the runs
@@ -72,12 +73,11 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         time.sleep(0.1)
 
 
-CTX = DecodeContext(host="node-t", boot_id="b00t-test", max_args=32, max_arg_len=128, include_failed=False)
-
-
 def exec_event(seq: int, cpu: int = 0) -> bytes:
     """A real process_exec message, framed as the collector frames it (single-object encoding)."""
-    record = decode_process_exec(exec_record(seq=seq, cpu=cpu), cpu, CTX, 1_700_000_000_000_000_000 + seq)
+    record = catalog.BY_NAME["process_exec"].decode(
+        exec_record(seq=seq, cpu=cpu), cpu, CTX, 1_700_000_000_000_000_000 + seq
+    )
     return codec.Encoder(codec.load_schema("process_exec")).encode(record)
 
 
@@ -92,7 +92,11 @@ def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 1
         while True:
             try:
                 p.produce(
-                    topic, v, b"node-t", partition=i % partitions, headers=[("event_type", b"process_exec")]
+                    topic,
+                    v,
+                    CTX.host.encode(),
+                    partition=i % partitions,
+                    headers=[("event_type", b"process_exec")],
                 )
                 break
             except BufferError:

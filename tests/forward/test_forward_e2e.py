@@ -19,12 +19,14 @@ import pytest
 from producer.config import EVENT_TYPES
 from producer.forward.formats import event_id
 from tests.forward.httpsink import OK, HttpSink, slow
-from tests.helpers import Broker, CollectorRunner, LoadPrograms, consume, http_get
+from tests.support.collector import CollectorRunner, HasBootstrap, http_get
+from tests.support.kafka import consume
+from tests.support.load import LoadPrograms
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 
 
-def kafka_ids(broker: Broker, prefix: str) -> set[str]:
+def kafka_ids(broker: HasBootstrap, prefix: str) -> set[str]:
     """event_id of every event the collector delivered, read back from its topics."""
     from confluent_kafka.admin import AdminClient
 
@@ -34,7 +36,7 @@ def kafka_ids(broker: Broker, prefix: str) -> set[str]:
         topic = f"{prefix}.{t}"
         if topic in existing:
             for m in consume(broker.bootstrap, topic, idle_s=3):
-                ids.add(event_id(m.schema, m.value, (m.topic, m.partition, m.offset)))
+                ids.add(event_id(m.schema, m.value, (m.read.topic, m.read.partition, m.read.offset)))
     return ids
 
 

@@ -19,7 +19,8 @@ from tests.forward.support import (
     exec_event,
     produce,
 )
-from tests.helpers import Broker, http_get, wait_ready
+from tests.support.collector import http_get, wait_ready
+from tests.support.kafka import Broker, raw_messages
 
 pytestmark = pytest.mark.broker
 
@@ -110,26 +111,10 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_flows(
 
 def read_topic(broker: Broker, topic: str, expect: int) -> list[tuple[dict[str, str], bytes]]:
     """(headers, value) of every message of `topic`: at least `expect`, then until 2 s of silence."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    c = Consumer(
-        {"bootstrap.servers": broker.bootstrap, "group.id": f"read-{topic}", "enable.auto.commit": False}
-    )
-    end = time.monotonic() + 30
-    while topic not in c.list_topics(timeout=10).topics and time.monotonic() < end:
-        time.sleep(0.2)
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    out: list[tuple[dict[str, str], bytes]] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() < end and (len(out) < expect or time.monotonic() - last < 2):
-            m = c.poll(0.2)
-            if m is not None and m.error() is None:
-                out.append(({k: (v or b"").decode() for k, v in m.headers() or []}, m.value() or b""))
-                last = time.monotonic()
-    finally:
-        c.close()
+    out = [
+        ({k: v.decode() for k, v in m.headers.items()}, m.value)
+        for m in raw_messages(broker.bootstrap, topic, idle_s=2, max_wait_s=30, expect=expect)
+    ]
     assert len(out) >= expect, out
     return out
 
@@ -295,7 +280,9 @@ def test_elastic_item_errors_are_retried_dead_lettered_or_taken_as_duplicates(
 def test_confluent_framed_messages_are_decoded_through_the_schema_registry(
     broker: Broker, prefix: str, make_forwarder: Any, sink: HttpSink, schema_registry: Any
 ) -> None:
-    from producer import codec, config, registry
+    from producer import config
+    from producer.kafka import registry
+    from producer.records import codec
 
     topic = f"{prefix}.process_exec"
     rcfg = config.validate({"schema_registry": {"url": schema_registry.url}}).schema_registry

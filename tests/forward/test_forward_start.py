@@ -14,8 +14,10 @@ import yaml
 
 from tests.forward.httpsink import HttpSink
 from tests.forward.support import create_topic, event_id, exec_event, produce
-from tests.helpers import ROOT, Broker, http_get, wait_ready
 from tests.secure import Pki
+from tests.support import ROOT
+from tests.support.collector import http_get, wait_ready
+from tests.support.kafka import Broker
 
 TOKEN = "tok-3f9c1d0e"  # what the receiver wants
 WRONG = "wrong-7a2b44c1"

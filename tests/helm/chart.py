@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.support import ROOT
+
 CHART = ROOT / "helm/ebpf-kafka-producer"
 CI_VALUES = CHART / "ci"
 RELEASE, NAMESPACE = "ekp", "observability"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from producer import metrics
-from producer.ledger import Balance, Snapshot
+from producer.ledger.book import Balance, Snapshot
+from producer.ops import metrics
 from tests.helm.chart import NAMESPACE, Rendered, render
 from tests.helm.test_render import CASES
 

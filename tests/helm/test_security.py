@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from producer import preflight
+from producer.ops import preflight
 from tests.helm.chart import CHART, CI_VALUES, Rendered, render, render_error
 from tests.helm.test_dockerfile import entrypoint
 from tests.helm.test_render import CASES

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import ROOT, http_get
+from tests.support import ROOT
+from tests.support.collector import http_get
 
 IMAGE_SH = ROOT / "scripts/image.sh"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

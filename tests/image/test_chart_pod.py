@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.helm.chart import render
-from tests.helpers import CAP_BITS, Broker, assert_identity, cap_sets, consume_until, final_report, http_get
 from tests.image.kubepod import translate
 from tests.image.podman import Container, containers, free_port
+from tests.support.caps import CAP_BITS, cap_sets
+from tests.support.collector import http_get
+from tests.support.kafka import Broker, consume_until
+from tests.support.ledger import assert_identity, final_report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker, pytest.mark.slow]
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.helm.chart import render
-from tests.helpers import Broker, CollectorRunner, assert_identity, consume_until, final_report
 from tests.image.kubepod import host_path_mounts
 from tests.image.podman import Container, containers, free_port
+from tests.support.collector import CollectorRunner
+from tests.support.kafka import Broker, consume_until
+from tests.support.ledger import assert_identity, final_report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker, pytest.mark.slow]
 

@@ -22,9 +22,11 @@ from typing import Any
 
 import pytest
 
-from producer import procfs
 from producer.config import EVENT_TYPES
-from tests.helpers import Broker, CollectorRunner, Message, assert_identity, consume, counter, final_report
+from producer.kernel import procfs
+from tests.support.collector import CollectorRunner
+from tests.support.kafka import Broker, Message, consume
+from tests.support.ledger import assert_identity, counter, final_report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLI, ROOT, Broker
-
-
-def run(
-    args: list[str], *, prefix: list[str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(prefix or []), *CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
-    )
-
-
-def one_error_line(p: subprocess.CompletedProcess[str]) -> str:
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, p.stderr
-    assert "bpf_compiled" not in p.stderr and "Traceback" not in p.stderr
-    return lines[0]
+from tests.support import ROOT
+from tests.support.collector import one_error_line, run_cli
+from tests.support.kafka import Broker
 
 
 def test_bad_config_key(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("readers:\n  perf_pagez: 8\n")
-    p = run(["run", "--config", str(cfg)])
+    p = run_cli(["run", "--config", str(cfg)])
     assert p.returncode == 2
     assert one_error_line(p) == (
         "ebpf-producer: config: readers.perf_pagez: unknown key (did you mean "
@@ -43,7 +29,7 @@ def test_bad_config_key(tmp_path: Path) -> None:
 def test_unreachable_broker(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n")
-    p = run(["run", "--config", str(cfg)])
+    p = run_cli(["run", "--config", str(cfg)])
     assert p.returncode == 4
     line = one_error_line(p)
     assert line.startswith("ebpf-producer: kafka: no broker answered at 127.0.0.1:1 within 10 s")
@@ -53,7 +39,7 @@ def test_unreachable_broker(tmp_path: Path) -> None:
 def test_librdkafka_rejects_a_client_setting(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("kafka:\n  client:\n    no.such.property: 1\n")
-    p = run(["run", "--config", str(cfg)])
+    p = run_cli(["run", "--config", str(cfg)])
     assert p.returncode == 4
     line = one_error_line(p)
     assert "kafka.client: librdkafka rejected the configuration" in line
@@ -64,7 +50,7 @@ def test_librdkafka_rejects_a_client_setting(tmp_path: Path) -> None:
 def test_missing_privileges(tmp_path: Path) -> None:
     # root without capabilities: what a container gets without CAP_BPF/CAP_PERFMON
     drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
-    p = run(["run"], prefix=drop)
+    p = run_cli(["run"], prefix=drop)
     assert p.returncode == 3
     assert one_error_line(p).startswith(
         "ebpf-producer: privileges: loading BPF needs root, or CAP_BPF and CAP_PERFMON"
@@ -74,7 +60,7 @@ def test_missing_privileges(tmp_path: Path) -> None:
 def test_check_lists_every_check(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n")
-    p = run(["check", "--config", str(cfg)])
+    p = run_cli(["check", "--config", str(cfg)])
     names = [ln.split(":")[0].split()[-1] for ln in p.stdout.splitlines()]
     assert names == [
         "privileges",
@@ -93,9 +79,7 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
 
 def test_missing_schemas_stop_the_run_before_bpf(tmp_path: Path) -> None:
     env = {**os.environ, "EKP_SCHEMAS_DIR": str(tmp_path)}
-    p = subprocess.run(
-        [*CLI, "run"], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False
-    )
+    p = run_cli(["run"], env=env)
     assert p.returncode == 6
     line = one_error_line(p)
     assert line.startswith("ebpf-producer: package data: process_exec.avsc"), line
@@ -112,15 +96,7 @@ def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Pat
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"kafka:\n  bootstrap_servers: {broker.bootstrap}\nmetrics:\n  listen: ''\n")
     env = {**os.environ, "EKP_BPF_DIR": str(tmp_path)}
-    p = subprocess.run(
-        [*CLI, "run", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    p = run_cli(["run", "--config", str(cfg)], timeout=120, env=env)
     assert p.returncode == 5
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith(f"ebpf-producer: bpf: compiling {src} failed"), p.stderr
@@ -132,7 +108,7 @@ def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Pat
 def test_cpu_groups_naming_an_offline_cpu(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("readers:\n  cpu_groups: [[0], [4095]]\n")
-    p = run(["run", "--config", str(cfg)])
+    p = run_cli(["run", "--config", str(cfg)])
     assert p.returncode == 2
     assert one_error_line(p).startswith(
         "ebpf-producer: config: readers.cpu_groups: CPUs [4095] are not online"

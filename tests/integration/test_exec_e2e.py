@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 
-from tests.helpers import CollectorRunner, assert_identity, consume, final_report
+from tests.support.collector import CollectorRunner
+from tests.support.kafka import consume
+from tests.support.ledger import assert_identity, final_report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 

@@ -1,4 +1,4 @@
-"""bpf/events.h vs producer/events.py, as the compiler lays the structs out (real BCC compile)."""
+"""bpf/events.h vs producer/records/, as the compiler lays the structs out (real BCC compile)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import dataclasses
 
 import pytest
 
-from producer import config, events
+from producer import config
 from producer.errors import LayoutDriftError
-from producer.loader import Loader, compare_layout
+from producer.kernel.build import BpfModule, compare_layout
+from producer.records import process
 
 pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
-def loaded() -> Loader:
+def loaded() -> BpfModule:
     # every event type compiled in, so every layout map is checked
-    loader = Loader(
+    return BpfModule(
         config.validate(
             {
                 "events": {
@@ -27,35 +28,33 @@ def loaded() -> Loader:
             }
         )
     )
-    loader.compile()
-    return loader
 
 
-def test_mirror_matches_the_compiled_structs(loaded: Loader) -> None:
+def test_mirror_matches_the_compiled_structs(loaded: BpfModule) -> None:
     loaded.check_layouts()  # raises on any difference
     leaf = loaded.table("ekp_layout_process_exec").Leaf
-    assert leaf.args.offset == events.PROCESS_EXEC.struct.size
+    assert leaf.args.offset == process.EXEC.struct.size
     assert leaf.args.size == 8 * 64  # EKP_ARGS_BUF follows the cflags
 
 
-def test_a_moved_field_is_caught(loaded: Loader) -> None:
+def test_a_moved_field_is_caught(loaded: BpfModule) -> None:
     leaf = loaded.table("ekp_layout_process_exec").Leaf
-    fields = list(events.PROCESS_EXEC.fields)
+    fields = list(process.EXEC.fields)
     i, j = fields.index(("task.uid", "I")), fields.index(("task.gid", "I"))
     fields[i], fields[j] = fields[j], fields[i]
-    swapped = dataclasses.replace(events.PROCESS_EXEC, fields=tuple(fields))
+    swapped = dataclasses.replace(process.EXEC, fields=tuple(fields))
     with pytest.raises(LayoutDriftError, match=r"task\.uid at 44\+4 in C, 48\+4"):
         compare_layout(swapped, leaf)
 
 
-def test_a_resized_or_missing_field_is_caught(loaded: Loader) -> None:
+def test_a_resized_or_missing_field_is_caught(loaded: BpfModule) -> None:
     leaf = loaded.table("ekp_layout_process_exec").Leaf
     widened = dataclasses.replace(
-        events.PROCESS_EXEC,
-        fields=tuple((n, "Q" if n == "retval" else f) for n, f in events.PROCESS_EXEC.fields),
+        process.EXEC,
+        fields=tuple((n, "Q" if n == "retval" else f) for n, f in process.EXEC.fields),
     )
     with pytest.raises(LayoutDriftError, match=r"retval"):
         compare_layout(widened, leaf)
-    shorter = dataclasses.replace(events.PROCESS_EXEC, fields=events.PROCESS_EXEC.fields[:-1])
+    shorter = dataclasses.replace(process.EXEC, fields=process.EXEC.fields[:-1])
     with pytest.raises(LayoutDriftError, match="not mirrored: filename"):
         compare_layout(shorter, leaf)

@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import CAP_BITS, CLI, ROOT, Broker, CollectorRunner, cap_sets, consume, wait_ready
+from tests.support import ROOT
+from tests.support.caps import CAP_BITS, cap_sets
+from tests.support.collector import CollectorRunner, run_cli, wait_ready
+from tests.support.kafka import Broker, consume
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 
@@ -76,14 +79,7 @@ def test_an_exec_reaches_kafka_with_only_the_charts_capabilities(
 def _run_confined(caps: list[str], tmp_path: Path, cfg: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "c.yaml"
     path.write_text(cfg)
-    return subprocess.run(
-        [*confined(caps), *CLI, "run", "--config", str(path), "--duration", "5"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
+    return run_cli(["run", "--config", str(path), "--duration", "5"], prefix=confined(caps), timeout=120)
 
 
 @pytest.mark.parametrize("missing", ["BPF", "PERFMON"])

@@ -19,20 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (
-    Broker,
-    CollectorRunner,
-    LoadPrograms,
-    Message,
-    assert_identity,
-    balance,
-    consume,
-    consume_until,
-    counter,
-    final_report,
-    http_get,
-    seqs_by_cpu,
-)
+from tests.support.collector import CollectorRunner, http_get
+from tests.support.kafka import Broker, Message, consume, consume_until
+from tests.support.ledger import assert_identity, balance, counter, final_report, seqs_by_cpu
+from tests.support.load import LoadPrograms
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import CollectorRunner, http_get
+from tests.support.collector import CollectorRunner, http_get
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
 

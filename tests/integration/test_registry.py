@@ -17,24 +17,25 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from producer import codec, config, registry, sink
+from producer import config
 from producer.errors import RegistryError, RegistryUnavailableError
-from producer.events import decode_process_exec
+from producer.kafka import client, registry
+from producer.records import catalog, codec
 from tests.authproxy import AuthProxy
 from tests.conftest import Registry, registry_script
-from tests.helpers import CLI, ROOT, Broker, CollectorRunner, assert_identity, http_get, iter_json_lines
 from tests.secure import Pki, new_password
-from tests.unit.conftest import CTX
-from tests.unit.rawrecords import exec_record
+from tests.support.collector import CollectorRunner, http_get, iter_json_lines, run_cli
+from tests.support.kafka import Broker, raw_messages
+from tests.support.ledger import assert_identity
+from tests.support.records import CTX, exec_record
 
 
 def exec_dict(*argv: str) -> dict[str, Any]:
-    return decode_process_exec(
+    return catalog.DECODERS["process_exec"](
         exec_record(argv=[a.encode() for a in argv]), 0, CTX, 1_700_000_000_000_000_000
     )
 
@@ -167,14 +168,7 @@ def test_registry_refusal_is_one_line_before_any_bpf(
             }
         )
     )
-    p = subprocess.run(
-        [*CLI, "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    p = run_cli(["run", "--config", str(path)], timeout=120)
     assert p.returncode == 7, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith(f"ebpf-producer: schema registry {url}: registering "), p.stderr
@@ -190,7 +184,7 @@ def test_tail_decodes_both_framings(schema_registry: Registry, broker: Broker, t
     topic = cfg.kafka.topic("process_exec")
     schema = codec.load_schema("process_exec")
     sid = registry.Registry(cfg.schema_registry).register(registry.subject(topic), schema)
-    p = sink.new_producer(cfg.kafka, "test")
+    p = client.new_producer(cfg.kafka, "test")
     p.produce(topic, codec.Encoder(schema).encode(exec_dict("/bin/single", "object")))
     p.produce(
         topic, codec.Encoder(schema, header=codec.confluent_header(sid)).encode(exec_dict("/bin/confluent"))
@@ -207,18 +201,14 @@ def test_tail_decodes_both_framings(schema_registry: Registry, broker: Broker, t
         )
     )
     args = ["tail", "-t", topic, "--from-beginning", "-n", "2", "--idle-timeout", "20"]
-    out = subprocess.run(
-        [*CLI, *args, "--config", str(path)], capture_output=True, text=True, cwd=ROOT, check=True
-    )
+    out = run_cli([*args, "--config", str(path)], check=True)
     lines = list(iter_json_lines(out.stdout))
     assert [(ln.get("schema"), ln.get("value", {}).get("argv")) for ln in lines] == [
         ("process_exec", ["/bin/single", "object"]),
         ("process_exec", ["/bin/confluent"]),
     ], out.stdout
     # without the registry, the Confluent-framed message says what is missing (and tail goes on)
-    bare = subprocess.run(
-        [*CLI, *args, "-b", broker.bootstrap], capture_output=True, text=True, cwd=ROOT, check=True
-    )
+    bare = run_cli([*args, "-b", broker.bootstrap], check=True)
     errors = [ln.get("error") for ln in iter_json_lines(bare.stdout)]
     assert errors == [
         None,
@@ -228,22 +218,6 @@ def test_tail_decodes_both_framings(schema_registry: Registry, broker: Broker, t
 
 
 # -- the collector with a registry ------------------------------------------------------------------
-
-
-def raw_messages(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[Any]:
-    c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False}
-    )
-    try:
-        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        out = []
-        while (m := c.poll(idle_s)) is not None:
-            if not m.error():
-                out.append(m)
-        return out
-    finally:
-        c.close()
 
 
 # Every event type there is, spelled out rather than taken from the config: the expectation must not come
@@ -288,7 +262,7 @@ def test_every_enabled_topic_uses_the_configured_framing(
     client = SchemaRegistryClient({"url": schema_registry.url})
     for kind in (*EVERY_TYPE, "drops"):
         topic = f"{collector.prefix}.{kind}"
-        msgs = raw_messages(collector.broker.bootstrap, topic)
+        msgs = list(raw_messages(collector.broker.bootstrap, topic, idle_s=3))
         assert msgs, f"{topic} is empty"
         schema = codec.load_schema("drop_report" if kind == "drops" else kind)
         if framing == "confluent":
@@ -297,8 +271,8 @@ def test_every_enabled_topic_uses_the_configured_framing(
         else:
             prefix, ctype = b"\xc3\x01" + schema.fingerprint, b"application/vnd.apache.avro+single-object"
         for m in msgs:
-            assert m.value()[: len(prefix)] == prefix, (topic, m.value()[:10].hex())
-            assert dict(m.headers())["content-type"] == ctype, topic
+            assert m.value[: len(prefix)] == prefix, (topic, m.value[:10].hex())
+            assert m.headers["content-type"] == ctype, topic
 
 
 @pytest.mark.kernel
@@ -317,13 +291,13 @@ def test_exec_end_to_end_in_the_confluent_wire_format(
     for kind in ("process_exec", "drops"):
         topic = f"{collector.prefix}.{kind}"
         sid = client.get_latest_version(f"{topic}-value").schema_id
-        msgs = raw_messages(collector.broker.bootstrap, topic)
+        msgs = list(raw_messages(collector.broker.bootstrap, topic, idle_s=3))
         assert msgs
         for m in msgs:
-            assert m.value()[:5] == b"\x00" + sid.to_bytes(4, "big")
-            assert dict(m.headers())["content-type"] == b"application/vnd.confluent.avro"
+            assert m.value[:5] == b"\x00" + sid.to_bytes(4, "big")
+            assert m.headers["content-type"] == b"application/vnd.confluent.avro"
         ctx = SerializationContext(topic, MessageField.VALUE)
-        decoded[kind] = [deserialize(m.value(), ctx) for m in msgs]
+        decoded[kind] = [deserialize(m.value, ctx) for m in msgs]
     mine = [v for v in decoded["process_exec"] if marker in v["argv"]]
     assert len(mine) == 1 and mine[0]["argv"] == ["/bin/sh", "-c", "exit 0", marker]
     final = [r for r in decoded["drops"] if r["final"]]

@@ -15,20 +15,15 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from producer.ledger import DROP_REASONS
-from tests.helpers import CLI, ROOT, Broker, CollectorRunner, assert_identity, consume, final_report, http_get
+from producer.ledger.arena import DROP_REASONS
 from tests.integration.test_metrics import metric
 from tests.secure import USER, SecuredBroker
+from tests.support.collector import CollectorRunner, http_get, one_error_line, run_cli
+from tests.support.kafka import Broker, consume, raw_messages
+from tests.support.ledger import assert_identity, final_report
 
 pytestmark = [pytest.mark.broker]
-
-
-def run_cli(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
-    )
 
 
 def write_config(path: Path, broker: SecuredBroker, *, bootstrap: str | None = None, **security: Any) -> Path:
@@ -45,13 +40,6 @@ def write_config(path: Path, broker: SecuredBroker, *, bootstrap: str | None = N
         )
     )
     return path
-
-
-def one_error_line(p: subprocess.CompletedProcess[str]) -> str:
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, p.stderr
-    assert "bpf_compiled" not in p.stderr and "Traceback" not in p.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
@@ -209,17 +197,7 @@ def test_exec_end_to_end_over_sasl_ssl_and_no_secret_anywhere(
 
 
 def raw_values(broker: SecuredBroker, topic: str) -> list[bytes]:
-    c = Consumer({**broker.client_conf(), "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False})
-    try:
-        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        out: list[bytes] = []
-        while (m := c.poll(3)) is not None:
-            if not m.error():
-                out.append(m.value())
-        return out
-    finally:
-        c.close()
+    return [m.value for m in raw_messages(broker.bootstrap, topic, idle_s=3, conf=broker.client_conf())]
 
 
 @pytest.mark.kernel

@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from producer import __version__
-from tests.helpers import ROOT, Broker, CollectorRunner, assert_identity, consume, final_report
+from tests.support import ROOT
+from tests.support.collector import CollectorRunner
+from tests.support.kafka import Broker, consume
+from tests.support.ledger import assert_identity, final_report
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker, pytest.mark.slow]
 

@@ -4,12 +4,10 @@ from typing import Any
 
 import pytest
 
-from producer.events import DecodeContext, decode_process_exec
-from tests.unit.rawrecords import exec_record
-
-CTX = DecodeContext(host="node-1", boot_id="b00t", max_args=32, max_arg_len=128, include_failed=False)
+from producer.records import catalog
+from tests.support.records import CTX, exec_record
 
 
 @pytest.fixture
 def exec_dict() -> dict[str, Any]:
-    return decode_process_exec(exec_record(), 0, CTX, 1_700_000_000_000_000_000)
+    return catalog.DECODERS["process_exec"](exec_record(), 0, CTX, 1_700_000_000_000_000_000)

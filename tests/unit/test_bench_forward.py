@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.forward import Row, exec_record, messages, table
-from producer import codec
 from producer.forward import formats
+from producer.records import codec
 
 
 def test_its_events_are_valid_process_exec_records_with_distinct_ids() -> None:

@@ -8,8 +8,9 @@ import struct
 import fastavro
 import pytest
 
-from producer import codec, resources
+from producer import resources
 from producer.errors import SchemaError
+from producer.records import codec
 
 _EMPTY = 0xC15D213AA4D7A795
 

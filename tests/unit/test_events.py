@@ -19,19 +19,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer import codec, events, loader, resources
+from producer import config, resources
 from producer.config import EVENT_TYPES
 from producer.errors import DecodeError
-from producer.events import DecodeContext
-from tests.unit.conftest import CTX
-from tests.unit.rawrecords import BUILDERS, exec_record, exit_record, fork_record, open_record, tcp_record
+from producer.records import abi, catalog, codec, file_open, process, tcp
+from producer.records.common import DecodeContext
+from tests.support.records import (
+    BOUNDARY,
+    BUILDERS,
+    CTX,
+    exec_record,
+    exit_record,
+    fork_record,
+    open_record,
+    tcp_record,
+)
 
 OFFSET = 1_700_000_000_000_000_000
-SCHEMAS = {t: codec.load_schema(t) for t in events.STREAM_TYPES}
+SCHEMAS = {t: codec.load_schema(t) for t in catalog.STREAM_TYPES}
 
 
 def decode(event_type: str, raw: bytes, cpu: int = 0, ctx: DecodeContext = CTX) -> dict[str, Any]:
-    return events.DECODERS[event_type](raw, cpu, ctx, OFFSET)
+    return catalog.DECODERS[event_type](raw, cpu, ctx, OFFSET)
 
 
 # -- every event type ----------------------------------------------------------------------------
@@ -40,20 +49,20 @@ def decode(event_type: str, raw: bytes, cpu: int = 0, ctx: DecodeContext = CTX) 
 def test_every_event_type_has_a_layout_decoder_schema_and_program() -> None:
     src = (resources.data_dir("bpf") / resources.BPF_SOURCE).read_text()
     for t in EVENT_TYPES:
-        assert t in events.EVENT_TYPE_IDS
+        assert t in catalog.EVENT_TYPE_IDS
         assert (resources.data_dir("schemas") / f"{t}.avsc").is_file()
         assert f"EKP_ENABLE_{t.upper()}" in src, t
-        if t in events.STREAM_TYPES:
-            assert t in events.DECODERS and t in events.LAYOUTS
-            assert f"BPF_PERF_OUTPUT({loader.perf_table(t)})" in src, t
-    assert set(events.STREAM_TYPES) | {"syscall_counts"} == set(EVENT_TYPES)
+        if t in catalog.STREAM_TYPES:
+            assert t in catalog.DECODERS and t in catalog.LAYOUTS
+            assert f"BPF_PERF_OUTPUT({catalog.BY_NAME[t].perf_table})" in src, t
+    assert set(catalog.STREAM_TYPES) | {"syscall_counts"} == set(EVENT_TYPES)
     # the kernel's type ids are the ones bpf/events.h defines
     header = (resources.data_dir("bpf") / "events.h").read_text()
-    for t, i in events.EVENT_TYPE_IDS.items():
+    for t, i in catalog.EVENT_TYPE_IDS.items():
         assert re.search(rf"#define EKP_EVENT_{t.upper()} {i}\b", header), t
 
 
-@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 def test_schema_and_decoder_agree_field_by_field(event_type: str) -> None:
     rec = decode(event_type, BUILDERS[event_type]())
     avsc = json.loads((resources.data_dir("schemas") / f"{event_type}.avsc").read_text())
@@ -84,7 +93,7 @@ def test_common_fields_are_the_same_in_every_schema() -> None:
         "container_id",
     )
     kinds: dict[str, set[str]] = {}
-    for t in events.STREAM_TYPES:
+    for t in catalog.STREAM_TYPES:
         fields = {
             f["name"]: f
             for f in json.loads((resources.data_dir("schemas") / f"{t}.avsc").read_text())["fields"]
@@ -100,18 +109,9 @@ def test_common_fields_are_the_same_in_every_schema() -> None:
 U32 = 0xFFFFFFFF
 
 
-@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 def test_boundary_values_round_trip(event_type: str) -> None:
-    raw = BUILDERS[event_type](
-        uid=U32,
-        gid=U32,
-        pid=events.PID_MAX_LIMIT,
-        tid=events.PID_MAX_LIMIT,
-        ppid=events.PID_MAX_LIMIT,
-        seq=2**63 - 1,
-        cgroup_id=2**63 - 1,
-        boot_ns=2**62,
-    )
+    raw = BUILDERS[event_type](**BOUNDARY)
     rec = decode(event_type, raw)
     codec.validate(rec, SCHEMAS[event_type])
     framed = codec.Encoder(SCHEMAS[event_type]).encode(rec)
@@ -119,14 +119,14 @@ def test_boundary_values_round_trip(event_type: str) -> None:
     assert back["uid"] == U32 and back["seq"] == 2**63 - 1 and back["cgroup_id"] == 2**63 - 1
 
 
-@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
         ({"type_id": 99}, "type 99"),
         ({"cpu": 1}, "cpu 1"),
         ({"pid": 0}, "out of range"),
-        ({"tid": events.PID_MAX_LIMIT + 1}, "out of range"),
+        ({"tid": abi.PID_MAX_LIMIT + 1}, "out of range"),
         ({"ppid": 2**31}, "out of range"),
         ({"task_flags": 0x80}, "unknown task flags"),
         ({"seq": 2**63}, "Avro long range"),
@@ -138,16 +138,16 @@ def test_malformed_common_part(event_type: str, change: dict[str, Any], reason: 
         decode(event_type, BUILDERS[event_type](**change))
 
 
-@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 def test_truncated_records(event_type: str) -> None:
     raw = BUILDERS[event_type]()
-    for cut in (0, 10, 30, events.COMMON_SIZE, events.LAYOUTS[event_type].struct.size - 1):
+    for cut in (0, 10, 30, abi.COMMON_SIZE, catalog.LAYOUTS[event_type].struct.size - 1):
         with pytest.raises(DecodeError):
             decode(event_type, raw[:cut])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(events.STREAM_TYPES), st.binary(max_size=800))
+@given(st.sampled_from(catalog.STREAM_TYPES), st.binary(max_size=800))
 def test_fuzz_arbitrary_bytes_decode_or_raise_decode_error(event_type: str, raw: bytes) -> None:
     try:
         r = decode(event_type, raw)
@@ -157,7 +157,7 @@ def test_fuzz_arbitrary_bytes_decode_or_raise_decode_error(event_type: str, raw:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(events.STREAM_TYPES), st.data())
+@given(st.sampled_from(catalog.STREAM_TYPES), st.data())
 def test_fuzz_mutated_good_records(event_type: str, data: st.DataObject) -> None:
     raw = bytearray(BUILDERS[event_type]())
     for _ in range(data.draw(st.integers(1, 6))):
@@ -225,13 +225,13 @@ def test_exec_a_good_record() -> None:
 
 
 def test_exec_flags_map_to_booleans() -> None:
-    r = decode("process_exec", exec_record(flags=events.EXEC_ARG_TRUNCATED | events.EXEC_FILENAME_TRUNCATED))
+    r = decode(
+        "process_exec", exec_record(flags=process.EXEC_ARG_TRUNCATED | process.EXEC_FILENAME_TRUNCATED)
+    )
     assert r["argv_truncated"] and r["filename_truncated"] and not r["argv_missing"]
     r = decode(
         "process_exec",
-        exec_record(
-            flags=events.EXEC_ARGV_MISSING, task_flags=events.TASK_PPID_UNKNOWN, argv=[], filename=b""
-        ),
+        exec_record(flags=process.EXEC_ARGV_MISSING, task_flags=abi.TASK_PPID_UNKNOWN, argv=[], filename=b""),
     )
     assert r["argv_missing"] and r["ppid"] is None and r["argv"] == [] and r["filename"] == ""
     codec.validate(r, SCHEMAS["process_exec"])
@@ -240,7 +240,9 @@ def test_exec_flags_map_to_booleans() -> None:
 def test_exec_failed_only_when_configured() -> None:
     with pytest.raises(DecodeError, match="retval"):
         decode("process_exec", exec_record(retval=-2))
-    ctx = DecodeContext(host="h", boot_id="b", max_args=32, max_arg_len=128, include_failed=True)
+    ctx = catalog.decode_context(
+        config.validate({"events": {"process_exec": {"include_failed": True}}}), "h", "b"
+    )
     assert decode("process_exec", exec_record(retval=-2), ctx=ctx)["retval"] == -2
 
 
@@ -254,7 +256,7 @@ EXEC_BAD = [
     (exec_record(args_count=1, argv=[]), "no bytes"),
     (exec_record(argv=[b"a" * 200]), "limit 127"),
     (exec_record(filename=b"y" * 256), "filename: not NUL-terminated"),
-    (exec_record(task_flags=events.TASK_OWNER_UNKNOWN), "owner-unknown flag"),
+    (exec_record(task_flags=abi.TASK_OWNER_UNKNOWN), "owner-unknown flag"),
 ]
 
 
@@ -266,7 +268,7 @@ def test_exec_malformed(raw: bytes, reason: str) -> None:
 
 def test_exec_argv_blob_must_end_in_nul() -> None:
     raw = bytearray(exec_record(argv=[b"abc"]))
-    raw[events.PROCESS_EXEC.struct.size + 3] = ord("x")
+    raw[process.EXEC.struct.size + 3] = ord("x")
     with pytest.raises(DecodeError, match="not NUL-terminated"):
         decode("process_exec", bytes(raw))
 
@@ -278,14 +280,14 @@ def test_exit_code_signal_and_lifetime() -> None:
     r = decode("process_exit", exit_record(exit_code=7, start_ns=1_000, boot_ns=5_000))
     assert (r["exit_code"], r["signal"], r["lifetime_ns"]) == (7, None, 4_000)
     assert r["start_time"] == (1_000 + OFFSET) // 1000
-    r = decode("process_exit", exit_record(signal=9, flags=events.EXIT_SIGNALED))
+    r = decode("process_exit", exit_record(signal=9, flags=process.EXIT_SIGNALED))
     assert (r["exit_code"], r["signal"], r["signal_name"], r["lifetime_ns"]) == (None, 9, "SIGKILL", None)
-    r = decode("process_exit", exit_record(signal=40, flags=events.EXIT_SIGNALED))
+    r = decode("process_exit", exit_record(signal=40, flags=process.EXIT_SIGNALED))
     assert r["signal_name"].startswith("SIGRT")
     for bad, reason in [
-        (exit_record(flags=events.EXIT_CODE_KNOWN | events.EXIT_SIGNALED), "bad flags"),
+        (exit_record(flags=process.EXIT_CODE_KNOWN | process.EXIT_SIGNALED), "bad flags"),
         (exit_record(exit_code=300), "exit code 300"),
-        (exit_record(signal=0, flags=events.EXIT_SIGNALED), "signal 0"),
+        (exit_record(signal=0, flags=process.EXIT_SIGNALED), "signal 0"),
         (exit_record(start_ns=9_000, boot_ns=5_000), "started after it exited"),
     ]:
         with pytest.raises(DecodeError, match=reason):
@@ -303,17 +305,17 @@ def test_fork() -> None:
 
 
 def test_open_flags_decode() -> None:
-    assert events.open_flag_names(os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC) == [
+    assert file_open.open_flag_names(os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC) == [
         "O_WRONLY",
         "O_CREAT",
         "O_TRUNC",
         "O_CLOEXEC",
     ]
-    assert events.open_flag_names(os.O_RDONLY) == ["O_RDONLY"]
+    assert file_open.open_flag_names(os.O_RDONLY) == ["O_RDONLY"]
     # composite flags are named once, not as their parts
-    assert events.open_flag_names(os.O_RDWR | os.O_SYNC) == ["O_RDWR", "O_SYNC"]
-    assert events.open_flag_names(os.O_RDWR | os.O_TMPFILE) == ["O_RDWR", "O_TMPFILE"]
-    assert events.open_flag_names(0x40000000)[-1] == "0x40000000"
+    assert file_open.open_flag_names(os.O_RDWR | os.O_SYNC) == ["O_RDWR", "O_SYNC"]
+    assert file_open.open_flag_names(os.O_RDWR | os.O_TMPFILE) == ["O_RDWR", "O_TMPFILE"]
+    assert file_open.open_flag_names(0x40000000)[-1] == "0x40000000"
 
 
 def test_open_result_and_mode() -> None:
@@ -353,7 +355,7 @@ def test_tcp_addresses_and_lifetime() -> None:
         "tcp_close",
         tcp_record(
             "tcp_close",
-            family=events.AF_INET6,
+            family=tcp.AF_INET6,
             saddr="::1",
             daddr="2001:db8::7",
             direction=2,
@@ -374,7 +376,7 @@ def test_tcp_addresses_and_lifetime() -> None:
 def test_tcp_owner_unknown_is_null_not_root() -> None:
     r = decode(
         "tcp_accept",
-        tcp_record("tcp_accept", pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=events.TASK_OWNER_UNKNOWN),
+        tcp_record("tcp_accept", pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=abi.TASK_OWNER_UNKNOWN),
     )
     assert (r["pid"], r["tid"], r["uid"], r["gid"], r["comm"], r["ppid"]) == (None,) * 6
     codec.validate(r, SCHEMAS["tcp_accept"])
@@ -392,6 +394,6 @@ def test_tcp_malformed() -> None:
 
 
 def test_peek_seq() -> None:
-    assert events.peek_seq(exec_record(seq=123)) == 123
-    assert events.peek_seq(b"short") is None
-    assert events.peek_seq(struct.pack("<QQII", 1, 2, 0, 0)) == 2
+    assert abi.peek_seq(exec_record(seq=123)) == 123
+    assert abi.peek_seq(b"short") is None
+    assert abi.peek_seq(struct.pack("<QQII", 1, 2, 0, 0)) == 2

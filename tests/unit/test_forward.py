@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from producer import codec, config
+from producer import config
 from producer.errors import ConfigError
 from producer.forward import formats
 from producer.forward.batch import ACCEPTED, DEAD, PENDING, RELEASED, Batch, Event, Positions
 from producer.forward.books import Books
 from producer.forward.receiver import Backoff, Reply, parse_retry_after
-from producer.kafka.consumer import Record, subscription_pattern
+from producer.kafka.consumer import Message, subscription_pattern
+from producer.records import codec
 
 
 def fwd(**over: Any) -> config.ForwardConfig:
@@ -130,7 +131,7 @@ def test_which_answers_are_retried(reply: Reply, retryable: bool) -> None:
 
 
 def ev(topic: str, partition: int, offset: int, state: int = PENDING) -> Event:
-    return Event(Record(topic, partition, offset, None, b"", []), b"x\n", state)
+    return Event(Message(topic, partition, offset, None, {}, b"", 0), b"x\n", state)
 
 
 def test_a_partition_is_committed_up_to_its_first_unresolved_event() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from producer import ledger
-from producer.ledger import Arena, KernelCounts, Ledger
-from producer.reader import _Journal
+from producer.ledger import arena as ledger
+from producer.ledger.arena import Arena, Journal
+from producer.ledger.book import KernelCounts, Ledger, sum_rows
 
 
 def _ledger() -> Ledger:
@@ -40,7 +40,7 @@ def test_identity_from_kernel_and_reader_counts() -> None:
         "error_code": "_MSG_TIMED_OUT",
         "count": 5,
     } in rows
-    assert ledger.sum_rows(rows, reason="seen") == 170
+    assert sum_rows(rows, reason="seen") == 170
     assert all(r["count"] > 0 for r in rows)
 
 
@@ -71,8 +71,8 @@ def test_retire_counts_pending_as_reader_crash_and_keeps_totals() -> None:
     assert bal.in_flight == 140 - 65 - 42
 
 
-def _journal(arena: Arena) -> _Journal:
-    return _Journal(arena, 0, 0)
+def _journal(arena: Arena) -> Journal:
+    return Journal(arena, 0, 0)
 
 
 def test_journal_after_a_clean_count_marks_that_record() -> None:

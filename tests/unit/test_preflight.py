@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from producer import config, preflight
+from producer import config
 from producer.errors import HeadersError, PrivilegeError, TracefsError
+from producer.ops import preflight
+from producer.records import catalog
 
 CFG = config.validate({})
 
@@ -29,8 +31,8 @@ def test_tracefs(tmp_path: Path) -> None:
         TracefsError, match=re.escape(f"not mounted at {root}; mount it with 'mount -t tracefs")
     ):
         preflight.check_tracefs(CFG, (root,))
-    wanted = set(preflight.BASE_TRACEPOINTS) | {
-        tp for t in CFG.events.enabled_types() for tp in preflight.TRACEPOINTS[t]
+    wanted = set(catalog.BASE_TRACEPOINTS) | {
+        tp for t in CFG.events.enabled_types() for tp in catalog.TRACEPOINTS[t]
     }
     for tp in wanted - {"sched/sched_process_exit"}:
         (root / "events" / tp).mkdir(parents=True)

@@ -14,16 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer import codec, events, rawavro
-from producer.containers import ContainerInfo
 from producer.errors import DecodeError
-from tests.unit.conftest import CTX
-from tests.unit.rawrecords import BUILDERS, exec_record, exit_record, open_record, tcp_record
+from producer.records import abi, avro, catalog, codec, process, tcp
+from producer.records.containers import ContainerInfo
+from tests.support.records import BOUNDARY, BUILDERS, CTX, exec_record, exit_record, open_record, tcp_record
 
 OFFSET = 1_700_000_000_123_456_789
-SCHEMAS = {t: codec.load_schema(t) for t in events.STREAM_TYPES}
-REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in events.STREAM_TYPES}
-FAST = {t: rawavro.encoder_for(t, CTX) for t in events.STREAM_TYPES}
+SCHEMAS = {t: codec.load_schema(t) for t in catalog.STREAM_TYPES}
+REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in catalog.STREAM_TYPES}
+FAST = {t: catalog.BY_NAME[t].fast_encoder(CTX) for t in catalog.STREAM_TYPES}
 
 
 def containers(cgroup_id: int) -> ContainerInfo | None:
@@ -33,7 +32,7 @@ def containers(cgroup_id: int) -> ContainerInfo | None:
 
 
 def reference(event_type: str, raw: bytes, cpu: int = 0) -> bytes:
-    rec = events.DECODERS[event_type](raw, cpu, CTX, OFFSET)
+    rec = catalog.DECODERS[event_type](raw, cpu, CTX, OFFSET)
     info = containers(rec["cgroup_id"])
     rec["container_id"] = None if info is None else info.container_id
     return REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :]
@@ -47,7 +46,7 @@ def assert_same(event_type: str, raw: bytes, cpu: int = 0) -> None:
     try:
         body, escaped = FAST[event_type](raw, cpu, OFFSET, containers)
         got: bytes | type[DecodeError] = body
-        assert escaped == events.DECODERS[event_type](raw, cpu, CTX, OFFSET)["strings_escaped"]
+        assert escaped == catalog.DECODERS[event_type](raw, cpu, CTX, OFFSET)["strings_escaped"]
     except DecodeError:
         got = DecodeError
     assert got == want
@@ -61,49 +60,35 @@ def test_long_encoding_matches_avro() -> None:
     for n in [0, 1, -1, 63, -64, 64, 8191, -8192, 8192, 2**31, -(2**31), 2**62, 2**63 - 1, -(2**63)]:
         buf = io.BytesIO()
         fastavro.schemaless_writer(buf, "long", n)
-        assert rawavro.long_(n) == buf.getvalue(), n
+        assert avro.long_(n) == buf.getvalue(), n
 
 
-@pytest.mark.parametrize("event_type", events.STREAM_TYPES)
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 def test_typical_and_boundary_records(event_type: str) -> None:
     build = BUILDERS[event_type]
     assert_same(event_type, build())
     assert_same(event_type, build(cgroup_id=3))  # with a container id
-    assert_same(
-        event_type,
-        build(
-            uid=0xFFFFFFFF,
-            gid=0xFFFFFFFF,
-            pid=events.PID_MAX_LIMIT,
-            tid=events.PID_MAX_LIMIT,
-            ppid=events.PID_MAX_LIMIT,
-            seq=2**63 - 1,
-            cgroup_id=2**63 - 1,
-            boot_ns=2**62,
-        ),
-    )
-    assert_same(event_type, build(task_flags=events.TASK_PPID_UNKNOWN, comm=b"\xff\xfe", cpu=1), cpu=1)
+    assert_same(event_type, build(**BOUNDARY))
+    assert_same(event_type, build(task_flags=abi.TASK_PPID_UNKNOWN, comm=b"\xff\xfe", cpu=1), cpu=1)
 
 
 def test_every_optional_field_both_ways() -> None:
-    assert_same("process_exec", exec_record(argv=[], flags=events.EXEC_ARGV_MISSING, filename=b""))
+    assert_same("process_exec", exec_record(argv=[], flags=process.EXEC_ARGV_MISSING, filename=b""))
     assert_same("process_exec", exec_record(argv=[b"\xff", b"x" * 100], flags=0xF))
-    assert_same("process_exit", exit_record(flags=events.EXIT_SIGNALED, signal=9))
-    assert_same("process_exit", exit_record(flags=events.EXIT_SIGNALED, signal=40))
+    assert_same("process_exit", exit_record(flags=process.EXIT_SIGNALED, signal=9))
+    assert_same("process_exit", exit_record(flags=process.EXIT_SIGNALED, signal=40))
     assert_same("process_exit", exit_record(flags=0))
     assert_same("file_open", open_record(ret=-2))
     assert_same("file_open", open_record(ret=-4095))  # no errno name
     assert_same("file_open", open_record(open_flags=os.O_WRONLY | os.O_CREAT | 0x40000000, mode=0o600))
     assert_same("file_open", open_record(syscall=1, path=b"/tmp/\xff", flags=1))
     for t in ("tcp_connect", "tcp_accept", "tcp_close"):
-        assert_same(t, tcp_record(t, family=events.AF_INET6, saddr="::ffff:10.0.0.1", daddr="2001:db8::1"))
-        assert_same(
-            t, tcp_record(t, pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=events.TASK_OWNER_UNKNOWN)
-        )
+        assert_same(t, tcp_record(t, family=tcp.AF_INET6, saddr="::ffff:10.0.0.1", daddr="2001:db8::1"))
+        assert_same(t, tcp_record(t, pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=abi.TASK_OWNER_UNKNOWN))
 
 
 u32 = st.integers(0, 0xFFFFFFFF)
-pids = st.integers(1, events.PID_MAX_LIMIT)
+pids = st.integers(1, abi.PID_MAX_LIMIT)
 names = st.binary(min_size=0, max_size=15).filter(lambda b: b"\0" not in b)
 common = st.fixed_dictionaries(
     {
@@ -112,10 +97,10 @@ common = st.fixed_dictionaries(
         "cgroup_id": st.integers(0, 2**63 - 1),
         "pid": pids,
         "tid": pids,
-        "ppid": st.integers(0, events.PID_MAX_LIMIT),
+        "ppid": st.integers(0, abi.PID_MAX_LIMIT),
         "uid": u32,
         "gid": u32,
-        "task_flags": st.sampled_from([0, events.TASK_PPID_UNKNOWN]),
+        "task_flags": st.sampled_from([0, abi.TASK_PPID_UNKNOWN]),
         "comm": names,
     }
 )
@@ -178,7 +163,7 @@ def test_fuzz_tcp(
 ) -> None:
     import ipaddress
 
-    fam = events.AF_INET6 if v6 else events.AF_INET
+    fam = tcp.AF_INET6 if v6 else tcp.AF_INET
     sa = str(ipaddress.IPv6Address(s)) if v6 else str(ipaddress.IPv4Address(s[:4]))
     da = str(ipaddress.IPv6Address(d)) if v6 else str(ipaddress.IPv4Address(d[:4]))
     assert_same(
@@ -198,7 +183,7 @@ def test_fuzz_tcp(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(events.STREAM_TYPES), st.data())
+@given(st.sampled_from(catalog.STREAM_TYPES), st.data())
 def test_fuzz_corrupted_records_agree_too(event_type: str, data: st.DataObject) -> None:
     raw = bytearray(BUILDERS[event_type]())
     for _ in range(data.draw(st.integers(1, 4))):

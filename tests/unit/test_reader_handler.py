@@ -13,11 +13,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer import codec, config, ledger
-from producer.ledger import Arena
-from producer.perfbuf import Ring
-from producer.reader import Reader
-from tests.unit.rawrecords import exec_record
+from producer import config
+from producer.kernel.perfbuf import Ring
+from producer.ledger import arena as ledger
+from producer.ledger.arena import Arena
+from producer.ledger.book import KernelCounts, Ledger
+from producer.reader.process import Reader
+from producer.records import codec
+from tests.support.records import exec_record
 
 
 @dataclass
@@ -41,8 +44,8 @@ def make_reader(cpu: int = 0) -> tuple[Reader, Any, Arena]:
     ring = Ring(index=0, type_idx=0, event_type="process_exec", cpu=cpu, fd=-1)
     arena = Arena(readers=1, types=1, cpus=cpu + 1)
     reader = Reader(0, [cpu], config.validate({}), FakePerf([ring]), arena, "node", "boot")  # type: ignore[arg-type]
-    reader.sink = FakeSink()  # type: ignore[assignment]
-    return reader, reader._sample_handler(ring), arena
+    reader.sink = FakeSink()  # type: ignore[attr-defined]
+    return reader, reader.sample_handler(ring, reader.sink.produce), arena  # type: ignore[attr-defined]
 
 
 def feed(handler: Any, raw: bytes) -> None:
@@ -75,7 +78,7 @@ def test_corrupt_records_are_counted_and_skipped_and_good_ones_flow() -> None:
     assert c["decode_error"] == len(corrupt)
     assert c["produced"] == len(good)
     assert c["escaped"] == 1  # the bad-UTF-8 one was delivered, escaped, not dropped
-    assert reader.handled == len(corrupt) + len(good)
+    assert reader.state.handled == len(corrupt) + len(good)
     schemas = codec.load_all()
     argvs = [codec.decode(v, schemas)[1]["argv"] for v in reader.sink.produced]  # type: ignore[attr-defined]
     assert argvs[1] == ["\\xff\\xfe", "x"]
@@ -100,13 +103,13 @@ def test_a_successor_skips_the_record_its_dead_predecessor_already_counted() -> 
     reader, handler, arena = make_reader()
     feed(handler, exec_record(seq=0))
     feed(handler, exec_record(seq=1))
-    lg = ledger.Ledger(arena, ["process_exec"], [(0,)])
+    lg = Ledger(arena, ["process_exec"], [(0,)])
     lg.retire(0)  # the reader "died" after counting seq 1, before the ring advanced
-    successor = reader._sample_handler(reader.rings[0])  # same slot, fresh counters, as after a restart
+    successor = reader.sample_handler(reader.rings[0], reader.sink.produce)  # type: ignore[attr-defined]  # same slot, fresh counters, as after a restart
     feed(successor, exec_record(seq=1))  # the ring hands seq 1 out again
     feed(successor, exec_record(seq=2))
     assert counts(arena)["produced"] == 1  # only seq 2: seq 1 was counted before the crash
-    snap = lg.snapshot(lambda: {(0, 0): ledger.KernelCounts(3, 0, 0)})
+    snap = lg.snapshot(lambda: {(0, 0): KernelCounts(3, 0, 0)})
     assert snap.get("process_exec", "reader_crash") == 2  # seq 0 and 1: handed to Kafka, never acked
     assert snap.balances["process_exec"].in_flight == 1  # seq 2 waits for its ack; nothing counted twice
 

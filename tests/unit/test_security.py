@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from producer import config, preflight, secretfiles, sink
+from producer import config
 from producer.errors import PreflightError, SecretFileError
-from producer.metrics import Health
+from producer.kafka import client, secretfiles, security
+from producer.ops import preflight
+from producer.ops.metrics import Health
 
 
 def sasl_ssl(tmp_path: Path, **over: object) -> config.Config:
@@ -30,7 +32,7 @@ def sasl_ssl(tmp_path: Path, **over: object) -> config.Config:
 
 
 def test_sasl_ssl_maps_to_librdkafka(tmp_path: Path) -> None:
-    assert sink.security_settings(sasl_ssl(tmp_path).kafka.security) == {
+    assert security.security_settings(sasl_ssl(tmp_path).kafka.security) == {
         "security.protocol": "sasl_ssl",
         "ssl.ca.location": str(tmp_path / "ca.pem"),
         "ssl.certificate.location": str(tmp_path / "tls.crt"),
@@ -45,19 +47,21 @@ def test_sasl_ssl_maps_to_librdkafka(tmp_path: Path) -> None:
 
 def test_every_client_gets_the_security_settings(tmp_path: Path) -> None:
     kcfg = sasl_ssl(tmp_path, sasl_mechanism="SCRAM-SHA-256").kafka
-    conf = sink.client_config(kcfg, "x")
+    conf = client.client_config(kcfg, "x")
     assert conf["sasl.mechanism"] == "SCRAM-SHA-256" and conf["sasl.password"] == "s3cret-pw"
     assert conf["enable.idempotence"] is True and conf["acks"] == "all"
-    assert sink.connection_config(kcfg, "other:1")["bootstrap.servers"] == "other:1"
-    assert sink.connection_config(kcfg)["security.protocol"] == "sasl_ssl"
+    assert security.connection_config(kcfg, "other:1")["bootstrap.servers"] == "other:1"
+    assert security.connection_config(kcfg)["security.protocol"] == "sasl_ssl"
 
 
 def test_plaintext_and_tls_without_hostname_check() -> None:
-    assert sink.security_settings(config.validate({}).kafka.security) == {"security.protocol": "plaintext"}
+    assert security.security_settings(config.validate({}).kafka.security) == {
+        "security.protocol": "plaintext"
+    }
     sec = config.validate(
         {"kafka": {"security": {"protocol": "SSL", "verify_hostname": False}}}
     ).kafka.security
-    assert sink.security_settings(sec) == {
+    assert security.security_settings(sec) == {
         "security.protocol": "ssl",
         "ssl.endpoint.identification.algorithm": "none",
     }
@@ -66,7 +70,7 @@ def test_plaintext_and_tls_without_hostname_check() -> None:
 def test_a_missing_secret_file_names_key_and_path_only(tmp_path: Path) -> None:
     cfg = sasl_ssl(tmp_path, password_file=str(tmp_path / "gone"))
     with pytest.raises(SecretFileError) as e:
-        sink.security_settings(cfg.kafka.security)
+        security.security_settings(cfg.kafka.security)
     assert (
         str(e.value)
         == f"kafka.security.password_file: cannot read {tmp_path / 'gone'} (No such file or directory)"

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from producer import config, ledger, sink
+from producer import config
 from producer.errors import KafkaConfigError
+from producer.kafka import client, sink
+from producer.ledger import arena as ledger
 
 
 @dataclass
@@ -86,7 +88,7 @@ def test_classify_delivery_reports() -> None:
 
 def test_enforced_settings_win_over_overrides() -> None:
     kcfg = config.validate({"kafka": {"client": {"linger.ms": 5, "compression.type": "zstd"}}}).kafka
-    conf = sink.client_config(kcfg, "x")
+    conf = client.client_config(kcfg, "x")
     assert conf["enable.idempotence"] is True and conf["acks"] == "all"
     assert conf["linger.ms"] == 5 and conf["compression.type"] == "zstd"
     assert conf["queue.buffering.max.kbytes"] == 65_536
@@ -98,4 +100,4 @@ def test_librdkafka_rejection_is_translated() -> None:
         r"^kafka\.client: librdkafka rejected the configuration: Invalid value for configuration property"
     )
     with pytest.raises(KafkaConfigError, match=expected):
-        sink.new_producer(kcfg, "x")
+        client.new_producer(kcfg, "x")

@@ -1,0 +1,130 @@
+"""The supervisor's books: ledger snapshots, the drop reports, the syscall_counts aggregate.
+
+Made after the first readers forked (its Publisher is a librdkafka producer, which must not be
+forked). Its last act at shutdown, `close`, publishes the final report and logs one `ledger_final`
+line per event type, so a broker outage cannot hide the final numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import structlog
+
+from ..config import Config
+from ..kafka.publisher import Publisher
+from ..kernel.build import BpfModule
+from ..kernel.counters import KernelCounters
+from ..records import catalog
+from ..records.containers import ContainerResolver
+from ..records.syscall_counts import MAP as SYSCALL_MAP
+from .aggregate import SyscallCounts
+from .book import Ledger, Snapshot
+from .report import Reporter
+
+log = structlog.get_logger("supervisor")
+
+_SYSCALL_COUNTS = catalog.BY_NAME["syscall_counts"]
+_NOT_DROPS = ("seen", "delivered", "filtered")
+
+
+class Accounting:
+    def __init__(
+        self,
+        cfg: Config,
+        ledger: Ledger,
+        kernel: KernelCounters,
+        module: BpfModule,
+        *,
+        host: str,
+        boot_id: str,
+        resolver: ContainerResolver,
+        schema_ids: Mapping[str, int],
+    ) -> None:
+        self.ledger = ledger
+        self.kernel = kernel
+        self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
+        self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
+        self.syscalls: SyscallCounts | None = None
+        if _SYSCALL_COUNTS.enabled(cfg):
+            self.syscalls = SyscallCounts(
+                cfg,
+                module.table(SYSCALL_MAP),
+                self.publisher,
+                host,
+                boot_id,
+                resolver,
+                _SYSCALL_COUNTS.section(cfg).interval_s,
+                schema_ids,
+            )
+
+    def snapshot(self) -> Snapshot:
+        snap = self.ledger.snapshot(self.kernel.read)
+        if self.syscalls is not None:
+            # the map total is read after the kernel counters of the streams; its own
+            # submit_failed is read after the map, so in_flight stays >= 0
+            counted = self.syscalls.read()
+            c = self.syscalls.counts
+            snap.add_aggregate(
+                _SYSCALL_COUNTS.name,
+                self.kernel.total(_SYSCALL_COUNTS),
+                counted,
+                c.delivered,
+                c.failed,
+                c.shutdown,
+            )
+        return snap
+
+    def tick(self, now: float) -> None:
+        """In the supervisor's loop: the aggregate when due, and delivery reports."""
+        if self.syscalls is not None and now >= self.syscalls.next_due:
+            self.syscalls.publish()
+        self.publisher.poll()
+
+    def publish(self, *, final: bool, cpu_seconds: float, restarts: int) -> Snapshot:
+        """A drop report of a fresh snapshot; returns the snapshot."""
+        snap = self.snapshot()
+        self.reporter.publish(
+            self.reporter.record(snap, final=final, cpu_seconds=cpu_seconds, restarts=restarts)
+        )
+        return snap
+
+    def close(self, deadline: float, *, cpu_seconds: float, restarts: int) -> Snapshot:
+        """After every reader stopped: the last aggregate, the final report, the ledger_final lines.
+
+        `deadline` (monotonic) is the shutdown's; the final report may take up to 4 s past it.
+        """
+        if self.syscalls is not None:
+            # the programs are detached: this reading of the map is the last one
+            self.syscalls.publish()
+            if self.publisher.flush(max(0.5, deadline - 1.0 - time.monotonic())):
+                self.publisher.purge()
+            self.syscalls.close_books()
+        snap = self.publish(final=True, cpu_seconds=cpu_seconds, restarts=restarts)
+        left = self.publisher.flush(min(4.0, max(1.0, deadline + 4.0 - time.monotonic())))
+        log_final(snap)
+        if left:
+            log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")
+        return snap
+
+
+def log_final(snap: Snapshot) -> None:
+    """One ledger_final line per event type: the identity, and every drop reason summed over CPUs."""
+    for b in snap.balances.values():
+        # Counts are per CPU: summed here, so one CPU's row cannot hide another's.
+        reasons: dict[str, int] = {}
+        for (event_type, _cpu, reason, code), v in snap.counts.items():
+            if event_type == b.event_type and reason not in _NOT_DROPS:
+                key = f"drop_{reason}" + (f"_{code}" if code else "")
+                reasons[key] = reasons.get(key, 0) + v
+        log.info(
+            "ledger_final",
+            event_type=b.event_type,
+            seen=b.seen,
+            delivered=b.delivered,
+            dropped=b.dropped,
+            in_flight=b.in_flight,
+            filtered=b.filtered,
+            **reasons,
+        )

@@ -1,0 +1,135 @@
+"""The hot path: what a reader does with each record libbcc hands it, and with Kafka's answers.
+
+Every record taken from a ring ends in exactly one ledger counter of this reader's arena block:
+produced (then delivered, delivery_failed or shutdown when Kafka answers), or one of decode_error,
+encode_error, queue_full. The sample handler runs as a ctypes callback, so it never raises
+(ctypes would print the error and drop the record uncounted).
+
+Per record, in order: copy the bytes, read the sequence number, skip the one record a dead
+predecessor already counted (ledger/arena.py: the journal), parse + encode to Avro (the event
+type's fast encoder, records/), produce, journal the outcome. Everything that can be looked up
+once per ring is looked up when the handler is built.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import DecodeError
+from ..kafka import sink as sink_mod
+from ..kafka.framing import framing
+from ..kernel.perfbuf import LostHandler, SampleHandler
+from ..ledger.arena import (
+    DECODE_ERROR,
+    DELIVERED,
+    ENCODE_ERROR,
+    ESCAPED,
+    LOST,
+    PRODUCED,
+    Arena,
+    Journal,
+    delivery_slot,
+)
+from ..records.abi import SEQ, SEQ_END, SEQ_OFFSET
+from ..records.avro import ContainerOf
+from ..records.catalog import EventType
+from ..records.common import DecodeContext
+
+Produce = Callable[[str, bytes, bytes, Any, Callable[[Any, Any], None]], "int | None"]
+
+
+class ReaderState:
+    """What the reader's loop and its handlers share."""
+
+    __slots__ = ("boot_to_wall_ns", "handled")
+
+    def __init__(self, boot_to_wall_ns: int) -> None:
+        self.handled = 0  # records taken from the rings (the drain loop watches it)
+        self.boot_to_wall_ns = boot_to_wall_ns  # re-measured by the loop every second
+
+
+def sample_handler(
+    event: EventType,
+    *,
+    reader: int,
+    cpu: int,
+    type_idx: int,
+    arena: Arena,
+    state: ReaderState,
+    ctx: DecodeContext,
+    produce: Produce,
+    topic: str,
+    key: bytes,
+    schema_ids: dict[str, int],
+    container_of: ContainerOf,
+) -> SampleHandler:
+    words = arena.words
+    base = arena.base(reader, type_idx, cpu)
+    journal = Journal(arena, type_idx, cpu).count
+    suspect_i = arena.suspect_index(type_idx, cpu)
+    # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
+    frame = framing(event.schema, schema_ids, reader=str(reader))
+    headers = frame.headers
+    encode = event.fast_encoder(ctx, frame.prefix)
+    on_delivery = delivery_handler(arena, base)
+    string_at = ct.string_at
+    seq_at = SEQ.unpack_from
+    other_failure = delivery_slot("other")
+    # Closure cells, not module globals: what the callback reads per record costs the least to read.
+    seq_offset, seq_end = SEQ_OFFSET, SEQ_END
+    decode_error, encode_error, produced, escaped_i = DECODE_ERROR, ENCODE_ERROR, PRODUCED, base + ESCAPED
+
+    def on_sample(_cookie: Any, data: int, size: int) -> None:
+        try:
+            state.handled += 1
+            seq = None
+            outcome = decode_error
+            try:
+                raw = string_at(data, size)
+                seq = seq_at(raw, seq_offset)[0] if len(raw) >= seq_end else None  # abi.peek_seq, inlined
+                if seq is not None and words[suspect_i] == seq + 1:
+                    words[suspect_i] = 0  # counted by the reader before us, which died before moving on
+                    return
+                outcome = encode_error  # the parse inside raises DecodeError for bad bytes
+                value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
+                outcome = other_failure
+                result = produce(topic, value, key, headers, on_delivery)
+                outcome = produced if result is None else result
+                if escaped:
+                    words[escaped_i] += 1
+            except DecodeError:
+                outcome = decode_error
+            except Exception:
+                pass  # `outcome` names the stage that failed
+            journal(seq, base + outcome)
+        except BaseException:
+            words[base + decode_error] += 1  # last resort: counted, never raised into ctypes
+
+    return on_sample
+
+
+def lost_handler(arena: Arena, reader: int, type_idx: int, cpu: int) -> LostHandler:
+    words = arena.words
+    i = arena.base(reader, type_idx, cpu) + LOST
+
+    def on_lost(_cookie: Any, n: int) -> None:
+        words[i] += n
+
+    return on_lost
+
+
+def delivery_handler(arena: Arena, base: int) -> Callable[[Any, Any], None]:
+    """librdkafka's delivery report for one (reader, type, CPU) block -> its counter."""
+    words = arena.words
+    delivered = base + DELIVERED
+    classify = sink_mod.classify
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is None:
+            words[delivered] += 1
+        else:
+            words[base + classify(err)] += 1
+
+    return on_delivery

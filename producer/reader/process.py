@@ -1,0 +1,208 @@
+"""A reader process: its CPUs' perf buffers -> encode -> Kafka, every outcome counted.
+
+Forked by the supervisor, one per CPU group. The per-record work is reader/handler.py's; this is
+the process around it: signals, the poll loop, and the shutdown that drains, flushes, purges and
+closes the books.
+
+Crash safety: the ring's read position advances only after the handler
+returns, so a reader killed mid-record leaves that record for its
+successor. To keep a record that was already counted from being counted
+twice, the handler journals each outcome in the arena before counting it;
+the supervisor reads the journal when it retires the dead reader and tells
+the successor which sequence number to skip.
+
+Signals: SIGINT/SIGTERM are ignored (a Ctrl-C reaches the whole process
+group, and a reader must not drain before the supervisor has detached the
+programs); the supervisor asks for a stop with SIGUSR1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes as ct
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from ..config import Config
+from ..kafka.sink import Sink
+from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandler
+from ..ledger.arena import N_REASONS, SHUTDOWN, Arena, pending
+from ..records import catalog
+from ..records.containers import ContainerResolver
+from . import handler
+from .handler import Produce, ReaderState
+
+log = structlog.get_logger("reader")
+
+EXIT_CRASH = 70
+EXIT_PRODUCER_FATAL = 75
+STOP_SIGNAL = signal.SIGUSR1
+_PR_SET_PDEATHSIG = 1
+
+
+class Reader:
+    def __init__(
+        self,
+        index: int,
+        cpus: Sequence[int],
+        cfg: Config,
+        perf: PerfBuffers,
+        arena: Arena,
+        host: str,
+        boot_id: str,
+        *,
+        supervisor_pid: int = 0,
+        drain_only: bool = False,
+        schema_ids: Mapping[str, int] | None = None,
+    ) -> None:
+        self.index = index
+        self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
+        self.supervisor_pid = supervisor_pid
+        self.cpus = tuple(cpus)
+        self.cfg = cfg
+        self.perf = perf
+        self.arena = arena
+        self.rings = [r for r in perf.rings if r.cpu in self.cpus]
+        self.ctx = catalog.decode_context(cfg, host, boot_id)
+        self.key = host.encode()
+        self.containers = ContainerResolver()
+        # drain_only: started during shutdown for a reader that was dead, to empty its rings
+        self.stopping = drain_only
+        self.state = ReaderState(boot_to_wall_ns())
+        self._give_up_queue_at = float("inf")
+
+    # -- process entry ---------------------------------------------------------------------------
+
+    def main(self) -> None:
+        """Run in the forked child; never returns."""
+        code = EXIT_CRASH
+        try:
+            self._signals()
+            code = self.run()
+        except BaseException as e:
+            log.error("reader_failed", reader=self.index, error=repr(e))
+        finally:
+            # os._exit: skip atexit (BCC's would detach the supervisor's
+            # programs) and librdkafka's destructor (which can hang).
+            os._exit(code)
+
+    def _signals(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(STOP_SIGNAL, self._on_stop)
+        # The supervisor blocked STOP_SIGNAL across the fork, so a stop sent before
+        # the handler existed is pending now rather than lost (or fatal).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_SIGNAL})
+        # If the supervisor dies: drain and flush rather than linger.
+        with contextlib.suppress(OSError, AttributeError):
+            ct.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(STOP_SIGNAL), 0, 0, 0)
+        if self.supervisor_pid and os.getppid() != self.supervisor_pid:  # it died before prctl
+            self.stopping = True
+
+    def _on_stop(self, _sig: int, _frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        r = self.cfg.readers
+        if r.pin:
+            try:
+                os.sched_setaffinity(0, self.cpus)
+            except OSError as e:
+                log.warning("reader_pin_failed", reader=self.index, cpus=self.cpus, error=str(e))
+        sink = Sink(
+            self.cfg.kafka,
+            f"ebpf-producer-{self.ctx.host}-r{self.index}",
+            lambda: time.monotonic() >= self._give_up_queue_at,
+        )
+        poller = self.perf.map_in_reader(
+            self.rings, lambda ring: self.sample_handler(ring, sink.produce), self.lost_handler
+        )
+        log.info("reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid())
+
+        latency_s = r.max_latency_ms / 1000.0
+        next_drain = time.monotonic() + latency_s
+        next_clock = time.monotonic() + 1.0
+        while not self.stopping:
+            if sink.fatal:
+                # librdkafka's idempotent producer cannot continue; a fresh one can
+                log.error("reader_producer_fatal", reader=self.index, error=sink.fatal)
+                return EXIT_PRODUCER_FATAL
+            poller.poll(r.max_latency_ms)
+            now = time.monotonic()
+            if now >= next_drain:
+                # wakeup_events > 1 leaves a lone record waiting for company;
+                # this bounds its wait to max_latency_ms.
+                poller.consume()
+                next_drain = now + latency_s
+            sink.poll(0)
+            if now >= next_clock:
+                self.state.boot_to_wall_ns = boot_to_wall_ns()
+                next_clock = now + 1.0
+        return self._shutdown(poller, sink)
+
+    def _shutdown(self, poller: Poller, sink: Sink) -> int:
+        """Drain the rings (the programs are detached by now), flush, purge, close the books."""
+        t0 = time.monotonic()
+        timeout = self.cfg.shutdown.timeout_s
+        self._give_up_queue_at = t0 + timeout * 0.5
+        while True:
+            before = self.state.handled
+            poller.consume()
+            sink.poll(0)
+            if self.state.handled == before or time.monotonic() >= self._give_up_queue_at:
+                break
+        drained = time.monotonic()
+        unresolved = sink.close(t0 + max(1.0, timeout - 2.0))
+        counted = self._close_books()
+        log.info(
+            "reader_stopped",
+            reader=self.index,
+            drain_s=round(drained - t0, 3),
+            flush_s=round(time.monotonic() - drained, 3),
+            unresolved=unresolved,
+            counted_shutdown=counted,
+        )
+        return 0
+
+    def _close_books(self) -> int:
+        """Count as shutdown whatever Kafka never answered for (no callback came)."""
+        words = self.arena.words
+        total = 0
+        for ring in self.rings:
+            base = self.arena.base(self.index, ring.type_idx, ring.cpu)
+            left = pending(words[base : base + N_REASONS])
+            if left > 0:
+                words[base + SHUTDOWN] += left
+                total += left
+        return total
+
+    # -- the handlers libbcc calls ---------------------------------------------------------------
+
+    def sample_handler(self, ring: Ring, produce: Produce) -> SampleHandler:
+        return handler.sample_handler(
+            catalog.BY_NAME[ring.event_type],
+            reader=self.index,
+            cpu=ring.cpu,
+            type_idx=ring.type_idx,
+            arena=self.arena,
+            state=self.state,
+            ctx=self.ctx,
+            produce=produce,
+            topic=self.cfg.kafka.topic(ring.event_type),
+            key=self.key,
+            schema_ids=self.schema_ids,
+            container_of=self.containers.lookup,
+        )
+
+    def lost_handler(self, ring: Ring) -> LostHandler:
+        return handler.lost_handler(self.arena, self.index, ring.type_idx, ring.cpu)
+
+
+def boot_to_wall_ns() -> int:
+    """Offset from the boot clock (bpf_ktime_get_boot_ns) to wall-clock time."""
+    return time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_BOOTTIME)

@@ -1,0 +1,152 @@
+"""What every raw record shares: its header and task, parsed and validated once for all families.
+
+Parsing is the first thing done to bytes from the kernel and trusts none of them: every length,
+count, flag and range is checked, and anything wrong raises DecodeError, which the reader counts as
+decode_error. Parse results are NamedTuples built with tuple.__new__ (the cheapest way to make one,
+measured: this is the readers' hot path); the reference decoders (to a dict) and the fast Avro
+encoders (records/avro.py) both start from them, so validation is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+from ..errors import DecodeError
+from .abi import (
+    COMMON,
+    INT64_MAX,
+    PID_MAX_LIMIT,
+    TASK_FLAGS_ALL,
+    TASK_OWNER_UNKNOWN,
+    TASK_PPID_UNKNOWN,
+)
+
+T = TypeVar("T")
+new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
+
+_COMMON = COMMON.struct
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What decoders need besides the bytes; fixed for a reader's life.
+
+    `options`: per event type, the settings its family's parser needs (the catalog's `options` hook
+    builds them from the type's config section: records/catalog.py, decode_context).
+    """
+
+    host: str
+    boot_id: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def option(self, event_type: str, kind: type[T]) -> T:
+        """The options of `event_type` (its defaults when none were given)."""
+        value = self.options.get(event_type)
+        if value is None:
+            return kind()
+        if not isinstance(value, kind):
+            raise TypeError(f"options of {event_type}: {type(value).__name__}, not {kind.__name__}")
+        return value
+
+
+class Common(NamedTuple):
+    """Header and task of a record. The process fields are None only for tcp records whose socket's
+    process was not seen; ppid also when the parent was not tracked."""
+
+    boot_ns: int
+    seq: int
+    cpu: int
+    pid: int | None
+    tid: int | None
+    ppid: int | None
+    uid: int | None
+    gid: int | None
+    comm: bytes | None
+    cgroup_id: int
+    escaped: bool
+
+
+def clean_utf8(b: bytes) -> tuple[bytes, bool]:
+    """Kernel bytes -> (valid UTF-8 bytes, escaped?).
+
+    Linux paths and arguments are bytes, not UTF-8. Dropping an event because
+    a name is not valid UTF-8 would let anyone hide a program or file from the
+    stream by naming it so; instead invalid bytes are kept as \\xNN escapes and
+    the record says so (strings_escaped). Valid UTF-8 (nearly always ASCII)
+    passes through untouched: it is already what Avro writes.
+    """
+    if b.isascii():
+        return b, False
+    try:
+        b.decode("utf-8")
+        return b, False
+    except UnicodeDecodeError:
+        return b.decode("utf-8", "backslashreplace").encode("utf-8"), True
+
+
+def cstr(raw: bytes, what: str) -> bytes:
+    end = raw.find(b"\0")
+    if end < 0:
+        raise DecodeError(f"{what}: not NUL-terminated")
+    return raw[:end]
+
+
+def parse_common(
+    raw: bytes, cpu: int, fixed_size: int, type_id: int, *, owner_may_be_unknown: bool = False
+) -> Common:
+    """Header and task of any record, validated. `fixed_size`: the record's fixed part, all of it required."""
+    if len(raw) < fixed_size:
+        raise DecodeError(f"truncated: {len(raw)} bytes, the fixed part alone is {fixed_size}")
+    (boot_ns, seq, typ, hdr_cpu, cgroup_id, pid, tid, ppid, uid, gid, tflags, comm_b) = _COMMON.unpack_from(
+        raw
+    )
+    if typ != type_id:
+        raise DecodeError(f"type {typ} in a buffer of type {type_id}")
+    if hdr_cpu != cpu:
+        raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
+    if tflags & ~TASK_FLAGS_ALL:
+        raise DecodeError(f"unknown task flags {tflags:#x}")
+    if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
+        raise DecodeError("a 64-bit field is beyond the Avro long range")
+    if tflags & TASK_OWNER_UNKNOWN:
+        if not owner_may_be_unknown:
+            raise DecodeError("owner-unknown flag on a record that always has its process")
+        return new(Common, (boot_ns, seq, cpu, None, None, None, None, None, None, cgroup_id, False))
+    if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT:
+        raise DecodeError(f"pid {pid} / tid {tid} out of range")
+    if ppid > PID_MAX_LIMIT:
+        raise DecodeError(f"ppid {ppid} out of range")
+    # cstr + clean_utf8, inlined for the common case (ASCII): two calls per record are measurable here
+    end = comm_b.find(b"\0")
+    if end < 0:
+        raise DecodeError("comm: not NUL-terminated")
+    comm = comm_b[:end]
+    escaped = False
+    if not comm.isascii():
+        comm, escaped = clean_utf8(comm)
+    if tflags & TASK_PPID_UNKNOWN:
+        ppid = None
+    return new(Common, (boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, escaped))
+
+
+def common_dict(c: Common, ctx: DecodeContext, boot_to_wall_ns: int) -> dict[str, Any]:
+    """The common fields of every event schema, as the reference decoders give them to fastavro."""
+    return {
+        "timestamp": (c.boot_ns + boot_to_wall_ns) // 1000,
+        "boot_ns": c.boot_ns,
+        "host": ctx.host,
+        "boot_id": ctx.boot_id,
+        "cpu": c.cpu,
+        "seq": c.seq,
+        "pid": c.pid,
+        "tid": c.tid,
+        "ppid": c.ppid,
+        "uid": c.uid,
+        "gid": c.gid,
+        "comm": None if c.comm is None else c.comm.decode(),
+        "cgroup_id": c.cgroup_id,
+        "container_id": None,  # filled by the reader's container resolver
+        "strings_escaped": c.escaped,  # a family with strings of its own ORs them in
+    }
