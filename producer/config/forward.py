@@ -12,7 +12,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from .rules import LISTEN, Section, Seq, matches, problem, section
+from .rules import LISTEN, Section, Seq, matches, problem, section, together
 
 Format = Literal["jsonl", "elastic_bulk", "splunk_hec"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -44,8 +44,7 @@ class ForwardTlsConfig(Section):
 
     @model_validator(mode="after")
     def _pair(self) -> ForwardTlsConfig:
-        if bool(self.cert_file) != bool(self.key_file):
-            raise problem("cert_file and key_file go together", "key_file" if self.cert_file else "cert_file")
+        together(self, "cert_file", "key_file")
         return self
 
 
@@ -65,10 +64,7 @@ class ForwardAuthConfig(Section):
     def _one_kind(self) -> ForwardAuthConfig:
         if self.token_file and (self.username or self.password_file):
             raise problem("a token or basic auth, not both", "token_file")
-        if bool(self.username) != bool(self.password_file):
-            raise problem(
-                "username and password_file go together", "password_file" if self.username else "username"
-            )
+        together(self, "username", "password_file")
         return self
 
 

@@ -52,6 +52,12 @@ class Section(BaseModel):
         return {} if data is None else data
 
 
+def together(sec: BaseModel, a: str, b: str) -> None:
+    """Keys `a` and `b` are set both or neither (a client certificate and its key, a user and a password)."""
+    if bool(getattr(sec, a)) != bool(getattr(sec, b)):
+        raise problem(f"{a} and {b} go together", b if getattr(sec, a) else a)
+
+
 def section(model: type[Section], description: str) -> Any:
     """A field holding a section: the section's defaults when the key is absent."""
     return Field(default_factory=model, description=description)

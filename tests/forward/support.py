@@ -4,7 +4,6 @@ written to a topic by the test (when the collector is not needed)."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from producer.records import catalog, codec
 from tests.support.collector import CollectorRunner, http_get
+from tests.support.kafka import wait_for_topic
 from tests.support.records import CTX, exec_record
 
 
@@ -68,9 +68,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         fut.result(timeout=30)
-    end = time.monotonic() + 30
-    while topic not in admin.list_topics(timeout=10).topics and time.monotonic() < end:
-        time.sleep(0.1)
+    assert wait_for_topic(bootstrap, topic), f"{topic} was created but is not in the metadata"
 
 
 def exec_event(seq: int, cpu: int = 0) -> bytes:

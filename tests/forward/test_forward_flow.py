@@ -20,7 +20,7 @@ from tests.forward.support import (
     produce,
 )
 from tests.support.collector import http_get, wait_ready
-from tests.support.kafka import Broker, raw_messages
+from tests.support.kafka import Broker, raw_messages, wait_for_topic
 
 pytestmark = pytest.mark.broker
 
@@ -111,6 +111,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_flows(
 
 def read_topic(broker: Broker, topic: str, expect: int) -> list[tuple[dict[str, str], bytes]]:
     """(headers, value) of every message of `topic`: at least `expect`, then until 2 s of silence."""
+    assert wait_for_topic(broker.bootstrap, topic), f"no topic {topic}"
     out = [
         ({k: v.decode() for k, v in m.headers.items()}, m.value)
         for m in raw_messages(broker.bootstrap, topic, idle_s=2, max_wait_s=30, expect=expect)
