@@ -46,10 +46,16 @@ _CHART_NOTES: dict[tuple[str, ...], dict[str, Any]] = {
         "description": "the *_file keys are set by the chart from credentials.schemaRegistry"
     },
     ("schema_registry", "url"): {"minLength": 1},
+    ("forward",): {
+        "description": "the forwarder (forwarder.enabled); its *_file keys come from credentials.forward"
+    },
+    ("forward", "listen"): {"description": "0.0.0.0:PORT: probes and Prometheus use the pod IP"},
 }
 _CREDENTIALS = {
     ("kafka", "security"): "credentials.kafka",
     ("schema_registry",): "credentials.schemaRegistry",
+    ("forward", "auth"): "credentials.forward",
+    ("forward", "tls"): "credentials.forward",
 }
 
 
