@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import Field, create_model, model_validator
 
 from ..records.abi import FILTER_PREFIX_MAX, PREFIX_LEN, PREFIXES
+from ..records.ancestry import MAX_DEPTH as ANCESTORS_MAX
 from ..records.catalog import CATALOG, EVENT_TYPE_IDS, STREAM_TYPES
 from .rules import Section, Seq, power_of_two, problem, section
 
@@ -40,6 +41,12 @@ class ProcessExecConfig(Section):
     )
     include_failed: bool = Field(
         False, description="also emit execs that failed (retval < 0); otherwise they count as filtered"
+    )
+    ancestors: int = Field(
+        0,
+        ge=0,
+        le=ANCESTORS_MAX,
+        description="inline the parent, grandparent, ... this deep (ids and programs); 0 = off",
     )
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ import structlog
 from ..config import Config, parse_listen
 from ..kafka.publisher import Publisher
 from ..kernel import cpus as cpus_mod
+from ..kernel import proctable
 from ..kernel.attach import Attachment
 from ..kernel.build import BpfModule
 from ..kernel.counters import KernelCounters
@@ -112,6 +113,12 @@ class Supervisor:
             module.perf_tables(streams), cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events
         )
         shared = module.shared_rings(streams)
+        # inline ancestors: the readers read the process table the kernel keeps (records/ancestry.py)
+        procs = (
+            proctable.lookup(module.table("ekp_procs"))
+            if catalog.BY_NAME["process_exec"].section(cfg).ancestors
+            else None
+        )
         ledger = Ledger(
             Arena(len(groups), len(streams), max(cpus) + 1),
             [e.name for e in streams],
@@ -171,6 +178,7 @@ class Supervisor:
                 drain_only=drain_only,
                 schema_ids=schema_ids,
                 shared=shared,
+                procs=procs,
             ).main()
 
         pool = ReaderPool(cfg, groups, reader_main, ledger, exclusion, self.health)

@@ -34,6 +34,7 @@ from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandl
 from ..kernel.ringbuf import RingPoller, SharedRing
 from ..ledger.arena import N_REASONS, SHUTDOWN, Arena, pending
 from ..records import catalog
+from ..records.ancestry import Lookup
 from ..records.containers import ContainerResolver
 from . import handler
 from .handler import Produce, ReaderState
@@ -61,8 +62,10 @@ class Reader:
         drain_only: bool = False,
         schema_ids: Mapping[str, int] | None = None,
         shared: Sequence[SharedRing] = (),
+        procs: Lookup | None = None,
     ) -> None:
-        """`shared`: the rings of every CPU (kernel/ringbuf.py); reader 0 reads them."""
+        """`shared`: the rings of every CPU (kernel/ringbuf.py); reader 0 reads them. `procs`: the
+        kernel's process table, when records carry ancestors (records/ancestry.py)."""
         self.index = index
         self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
         self.supervisor_pid = supervisor_pid
@@ -72,7 +75,7 @@ class Reader:
         self.arena = arena
         self.rings = [r for r in perf.rings if r.cpu in self.cpus]
         self.shared = list(shared) if index == 0 else []
-        self.ctx = catalog.decode_context(cfg, host, boot_id)
+        self.ctx = catalog.decode_context(cfg, host, boot_id, procs)
         self.key = host.encode()
         self.containers = ContainerResolver()
         # drain_only: started during shutdown for a reader that was dead, to empty its rings

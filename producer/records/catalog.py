@@ -21,6 +21,7 @@ from typing import Any
 
 from . import file_open, process, processes, tcp
 from .abi import COUNTERS, PROC, RecordLayout
+from .ancestry import Lookup
 from .avro import Encoder, EncoderFactory, Static
 from .common import DecodeContext
 
@@ -262,9 +263,10 @@ def enabled_streams(cfg: Any) -> tuple[EventType, ...]:
     return tuple(e for e in STREAMS if e.enabled(cfg))
 
 
-def decode_context(cfg: Any, host: str, boot_id: str) -> DecodeContext:
+def decode_context(cfg: Any, host: str, boot_id: str, procs: Lookup | None = None) -> DecodeContext:
+    """`procs`: the kernel's process table, for inline ancestors (records/ancestry.py)."""
     options = {e.name: e.options(e.section(cfg)) for e in CATALOG if e.options is not None}
-    return DecodeContext(host=host, boot_id=boot_id, options=options)
+    return DecodeContext(host=host, boot_id=boot_id, options=options, procs=procs)
 
 
 def cflags(cfg: Any) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..errors import DecodeError
 from .abi import (
@@ -25,6 +25,9 @@ from .abi import (
     TASK_PROC_UNKNOWN,
 )
 from .identity import boot_tag, process_id
+
+if TYPE_CHECKING:
+    from .ancestry import Lookup
 
 T = TypeVar("T")
 new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
@@ -43,6 +46,8 @@ class DecodeContext:
     host: str
     boot_id: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The kernel's process table (records/ancestry.py), for the ancestors of an exec; None: not read
+    procs: Lookup | None = field(default=None, compare=False)
 
     @property
     def boot(self) -> str:

@@ -16,6 +16,7 @@ import signal
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import DecodeError
+from . import ancestry
 from .abi import COMM_LEN, COMMON_SIZE, PATH_LEN, PID_MAX_LIMIT, event_layout
 from .avro import (
     BOOLEAN,
@@ -103,16 +104,19 @@ class ExecSection(Protocol):
     def max_arg_len(self) -> int: ...
     @property
     def include_failed(self) -> bool: ...
+    @property
+    def ancestors(self) -> int: ...
 
 
 class ExecOptions(NamedTuple):
     max_args: int = 32
     max_arg_len: int = 128
     include_failed: bool = False  # failed execs pass the kernel's filter
+    ancestors: int = 0  # inline ancestors this deep (records/ancestry.py); 0: the field is null
 
 
 def exec_options(section: ExecSection) -> ExecOptions:
-    return ExecOptions(section.max_args, section.max_arg_len, section.include_failed)
+    return ExecOptions(section.max_args, section.max_arg_len, section.include_failed, section.ancestors)
 
 
 def exec_cflags(section: ExecSection) -> list[str]:
@@ -226,8 +230,14 @@ def decode_exec(
             "previous_process_id": _id(ctx, p.previous_start_ns, p.common.pid),
             "parent_filename": None if p.parent_filename is None else p.parent_filename.decode(),
             "parent_comm": None if p.parent_comm is None else p.parent_comm.decode(),
+            "ancestors": None,
         }
     )
+    depth = ctx.option("process_exec", ExecOptions).ancestors
+    if depth and ctx.procs is not None:
+        chain = ancestry.walk(ctx.procs, p.common.ppid, p.common.parent_start_ns, depth)
+        rec["ancestors"] = ancestry.as_dicts(ctx.boot, chain)
+        rec["strings_escaped"] = p.escaped or any(a.escaped for a in chain)
     return rec
 
 
@@ -237,6 +247,9 @@ def _id(ctx: DecodeContext, start_ns: int | None, pid: int | None) -> str | None
 
 def exec_encoder(static: Static, type_id: int) -> Encoder:
     opts = static.ctx.option("process_exec", ExecOptions)
+    procs, depth, boot = static.ctx.procs, opts.ancestors, static.boot
+    if procs is None:
+        depth = 0
 
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, filename, argv, argv_trunc, fn_trunc, missing, escaped, retval, prev, pfile, pcomm = parse_exec(
@@ -244,6 +257,12 @@ def exec_encoder(static: Static, type_id: int) -> Encoder:
         )
         boot_ns, seq, _cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, *_ = c
         assert pid is not None and uid is not None and gid is not None and comm is not None
+        ancestors = NULL
+        if depth:
+            assert procs is not None
+            chain = ancestry.walk(procs, ppid, c.parent_start_ns, depth)
+            ancestors = _ancestors(boot, chain)
+            escaped = escaped or any(a.escaped for a in chain)
         # process_exec keeps its v1 field order; tid and container_id (v2) come last
         out = [
             static.prefix,
@@ -276,10 +295,19 @@ def exec_encoder(static: Static, type_id: int) -> Encoder:
             opt_id(static.boot, prev, pid),
             opt_string(pfile),
             opt_string(pcomm),
+            ancestors,
         ]
         return b"".join(out), escaped
 
     return encode
+
+
+def _ancestors(boot: str, chain: list[ancestry.Ancestor]) -> bytes:
+    """The ancestors union's array branch: a block of `len(chain)` items, then the end block."""
+    if not chain:
+        return BRANCH1 + EMPTY_ARRAY
+    items = [string_(process_id(boot, a.start_ns, a.pid).encode()) + opt_string(a.filename) for a in chain]
+    return BRANCH1 + long_(len(chain)) + b"".join(items) + EMPTY_ARRAY
 
 
 def brief_exec(v: dict[str, Any]) -> str:

@@ -92,7 +92,9 @@ def test_a_bpf_compile_error_is_one_line_after_the_compiler_output(tmp_path: Pat
     for f in (ROOT / "bpf").iterdir():
         (tmp_path / f.name).write_text(f.read_text())
     src = tmp_path / "collector.bpf.c"
-    src.write_text(src.read_text().replace("e.child_pid = child;", "e.child_pid = child"))  # a syntax error
+    text = src.read_text()
+    assert "e->child_pid = child;" in text
+    src.write_text(text.replace("e->child_pid = child;", "e->child_pid = child"))  # a syntax error
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"kafka:\n  bootstrap_servers: {broker.bootstrap}\nmetrics:\n  listen: ''\n")
     env = {**os.environ, "EKP_BPF_DIR": str(tmp_path)}

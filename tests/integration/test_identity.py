@@ -246,3 +246,22 @@ def test_a_full_process_table_is_counted_and_says_so(collector: CollectorRunner)
     assert unknown and all(v["parent_process_id"] is None for v in unknown)
     for t in ("process_exec", "processes"):
         assert_identity(report, t)
+
+
+def test_inline_ancestors_from_the_kernel_table(collector: CollectorRunner) -> None:
+    marker = f"anc-{uuid.uuid4().hex[:12]}"
+    collector.start({"events": {"process_exec": {"ancestors": 3}}})
+    # the ancestors stay alive a while after the marker's exec, as a waiting shell does
+    script = f"sh -c '/bin/true {marker}; sleep 0.5'; sleep 0.1"
+    subprocess.run(["/bin/bash", "-c", script], check=True)
+    assert collector.stop() == 0
+    execs = topic(collector, "process_exec")
+    (true,) = [v for v in execs if marker in v["argv"]]
+    (b,) = [v for v in execs if v["argv"] == ["/bin/bash", "-c", script]]
+    chain = true["ancestors"]
+    assert chain[0]["filename"].endswith("/sh") and chain[1]["filename"] == "/bin/bash", chain
+    assert chain[0]["process_id"] == true["parent_process_id"]
+    assert chain[1]["process_id"] == b["process_id"]
+    assert chain[2]["process_id"] == proc_id(os.getpid())  # seeded from /proc: older than the collector
+    assert len(chain) == 3
+    assert all(v["ancestors"] is not None for v in execs)  # on for every exec

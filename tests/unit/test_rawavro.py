@@ -7,6 +7,7 @@ both paths must agree on rejecting them, too).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import DecodeError
-from producer.records import abi, avro, catalog, codec, process, tcp
+from producer.records import abi, ancestry, avro, catalog, codec, process, tcp
 from producer.records.containers import ContainerInfo
 from tests.support.records import BOUNDARY, BUILDERS, CTX, exec_record, exit_record, open_record, tcp_record
 
@@ -189,3 +190,34 @@ def test_fuzz_corrupted_records_agree_too(event_type: str, data: st.DataObject) 
     for _ in range(data.draw(st.integers(1, 4))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     assert_same(event_type, bytes(raw[: data.draw(st.integers(0, len(raw)))]))
+
+
+def test_inline_ancestors_both_ways() -> None:
+    """events.process_exec.ancestors: a chain from the process table, cut where an image changed."""
+    raw = exec_record(ppid=4242)
+    common = process.parse_exec(raw, 0, catalog.EVENT_TYPE_IDS["process_exec"], process.ExecOptions()).common
+    assert common.ppid is not None and common.parent_start_ns is not None
+    table = {
+        common.ppid: ancestry.Proc(common.parent_start_ns, 500, 77, b"/usr/bin/bash", False),
+        77: ancestry.Proc(500, 400, 1, b"/usr/sbin/sshd\\xff", True),
+        1: ancestry.Proc(300, 0, 0, None, False),  # not the image 77's parent was: the chain ends at 77
+    }
+    for depth, want in ((1, 1), (3, 2), (16, 2)):
+        opts = {"process_exec": process.ExecOptions(ancestors=depth)}
+        ctx = dataclasses.replace(CTX, options=opts, procs=table.get)
+        rec = catalog.DECODERS["process_exec"](raw, 0, ctx, OFFSET)
+        chain = rec["ancestors"]
+        assert [a["filename"] for a in chain] == ["/usr/bin/bash", "/usr/sbin/sshd\\xff"][:want]
+        assert chain[0]["process_id"] == rec["parent_process_id"]
+        assert rec["strings_escaped"] == (want == 2)
+        info = containers(rec["cgroup_id"])
+        rec["container_id"] = None if info is None else info.container_id
+        fast = catalog.BY_NAME["process_exec"].fast_encoder(ctx)
+        assert fast(raw, 0, OFFSET, containers) == (
+            REFERENCE["process_exec"].encode(rec)[codec.HEADER_LEN :],
+            rec["strings_escaped"],
+        )
+    # off (the default), or no table: null, not an empty chain
+    assert catalog.DECODERS["process_exec"](raw, 0, CTX, OFFSET)["ancestors"] is None
+    gone = dataclasses.replace(CTX, options={"process_exec": process.ExecOptions(ancestors=4)}, procs={}.get)
+    assert catalog.DECODERS["process_exec"](raw, 0, gone, OFFSET)["ancestors"] == []
