@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from ..errors import ConfigError
 from .events import EventsConfig
+from .k8s import K8sConfig
 from .kafka import KafkaConfig, SchemaRegistryConfig
 from .rules import Rule, Section, Seq, as_tuple, power_of_two, problem, says, section
 
@@ -187,6 +188,9 @@ class Config(Section):
     accounting: AccountingConfig = section(AccountingConfig, "the drop ledger")
     metrics: MetricsConfig = section(MetricsConfig, "the HTTP endpoint")
     log: LogConfig = section(LogConfig, "structured logs on stderr")
+    k8s: K8sConfig = section(
+        K8sConfig, "Kubernetes attribution from the node's CRI socket (docs/kubernetes.md)"
+    )
 
     @property
     def hostname(self) -> str:

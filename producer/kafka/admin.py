@@ -7,11 +7,12 @@ KafkaAuthError, KafkaTlsError, KafkaConfigError, or KafkaClientError for a topic
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # not re-exported for type checkers
 from confluent_kafka.cimpl import NewTopic
 
 from ..config import KafkaConfig
@@ -87,8 +88,14 @@ def _tls_hint(text: str) -> str:
     return "the TLS handshake was refused (is this listener TLS?)"
 
 
-def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0) -> list[str]:
-    """Create missing topics (broker defaults unless configured). Returns those created."""
+def ensure_topics(
+    kcfg: KafkaConfig,
+    topics: Iterable[str],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout_s: float = 15.0,
+) -> list[str]:
+    """Create missing topics (broker defaults unless configured; `configs`: topic settings by topic,
+    e.g. cleanup.policy). Returns those created."""
     admin = AdminClient(connection_config(kcfg))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
@@ -102,7 +109,10 @@ def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 1
     futures = admin.create_topics(
         [
             NewTopic(
-                t, num_partitions=kcfg.topic_partitions, replication_factor=kcfg.topic_replication_factor
+                t,
+                num_partitions=kcfg.topic_partitions,
+                replication_factor=kcfg.topic_replication_factor,
+                config=dict((configs or {}).get(t, {})),
             )
             for t in wanted
         ],
@@ -122,3 +132,14 @@ def ensure_topics(kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 1
                 "kafka.create_topics: false"
             ) from None
     return created
+
+
+def topic_config(kcfg: KafkaConfig, topic: str, timeout_s: float = 15.0) -> dict[str, str]:
+    """A topic's effective settings (cleanup.policy, retention.ms, ...)."""
+    admin = AdminClient(connection_config(kcfg))
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        entries = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+    except KafkaException as e:
+        raise KafkaClientError(f"kafka: cannot describe topic {topic}: {reason(e)}") from None
+    return {name: str(entry.value) for name, entry in entries.items()}

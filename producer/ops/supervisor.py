@@ -167,6 +167,7 @@ class Supervisor:
             boot_id=self.boot_id,
             resolver=resolver,
             schema_ids=schema_ids,
+            on_watcher_pid=exclusion.watcher,
         )
         self._start_health_thread(accounting.publisher)
         self._loop(pool, accounting, exclusion)
