@@ -5,7 +5,7 @@ but the runtime keeps the labels the sandbox was created with), so it is encoded
 the readers' fast path copies the bytes (producer/k8s/resolver.py).
 
 The sandbox (pause) process of a pod has no container of the pod spec; it is reported as container
-"POD", the name kubelet's dockershim gave it, with the sandbox's image when the runtime says it.
+"POD", the name kubelet's dockershim gave it, and image "" (CRI's sandbox status names no image).
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ def meta_of(
     node: str,
     cluster: str | None,
     labels: KeyFilter,
-    sandbox_image: str = "",
 ) -> K8sMeta:
     """The K8s record of one container of `pod` (None: the pod's sandbox), with the allowed labels only."""
     w = workload_of(pod.name, pod.labels, pod.annotations, node_name=node)
@@ -130,7 +129,7 @@ def meta_of(
         pod=pod.name,
         pod_uid=pod.uid,
         container=SANDBOX_CONTAINER if container is None else container.name,
-        image=sandbox_image if container is None else container.image,
+        image="" if container is None else container.image,
         labels=MappingProxyType(labels.select(pod.labels)) if labels else _EMPTY,
         workload_kind=None if w is None else str(w.kind),
         workload=None if w is None else w.name,
