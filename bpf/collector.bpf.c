@@ -18,8 +18,8 @@
 #include <uapi/linux/ptrace.h>
 #include "ledger.bpf.h"
 
-#ifndef EKP_PARENTS_MAX
-#define EKP_PARENTS_MAX 65536
+#ifndef EKP_PROCS_MAX
+#define EKP_PROCS_MAX 32768
 #endif
 #ifndef EKP_INFLIGHT
 #define EKP_INFLIGHT 1024
@@ -41,10 +41,19 @@
 
 /* ---- shared state --------------------------------------------------------------------------- */
 
-/* tgid -> parent tgid, from sched_process_fork (seeded from /proc by the loader). */
-BPF_TABLE("lru_hash", __u32, __u32, ekp_parents, EKP_PARENTS_MAX);
+/*
+ * The process table, tgid -> struct ekp_proc: identity, parent and program of every live process, fed by
+ * fork, exec and exit and seeded from /proc by the loader. A plain hash, not an LRU: an LRU would evict
+ * the longest-lived processes (init, daemons), whose identities every descendant's lineage needs. When it
+ * is full a new process is not tracked, counted as `untracked`, and its records say their identity is
+ * unknown (EKP_TASK_PROC_UNKNOWN) rather than guess.
+ */
+BPF_HASH(ekp_procs, __u32, struct ekp_proc, EKP_PROCS_MAX);
 /* Records are bigger than the 512-byte BPF stack: built here, one slot per CPU. */
 BPF_PERCPU_ARRAY(ekp_scratch_exec, struct ekp_process_exec, 1);
+BPF_PERCPU_ARRAY(ekp_scratch_exit, struct ekp_process_exit, 1);
+BPF_PERCPU_ARRAY(ekp_scratch_fork, struct ekp_process_fork, 1);
+BPF_PERCPU_ARRAY(ekp_scratch_proc, struct ekp_proc, 1);
 
 BPF_ARRAY(ekp_filter_cfg, struct ekp_filter_config, 1);
 BPF_HASH(ekp_filter_comm, struct ekp_comm_key, __u8, EKP_FILTER_COMM_MAX);
@@ -61,28 +70,86 @@ BPF_ARRAY(ekp_layout_process_exit, struct ekp_process_exit, 1);
 BPF_ARRAY(ekp_layout_process_fork, struct ekp_process_fork, 1);
 BPF_ARRAY(ekp_layout_file_open, struct ekp_file_open, 1);
 BPF_ARRAY(ekp_layout_tcp, struct ekp_tcp, 1);
+BPF_ARRAY(ekp_layout_proc, struct ekp_proc, 1);
 
 static __always_inline struct ekp_counters *ekp_counters_of(__u32 type)
 {
 	return ekp_counters.lookup(&type);
 }
 
-/* The current task's common fields. */
+/* The current task's common fields, its identity from the process table. */
 static __always_inline void ekp_task_current(struct ekp_task *t)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
 	__u32 tgid = id >> 32;
-	__u32 *ppid = ekp_parents.lookup(&tgid);
+	struct ekp_proc *p = ekp_procs.lookup(&tgid);
 
 	t->pid = tgid;
 	t->tid = (__u32)id;
 	t->uid = (__u32)ugid;
 	t->gid = ugid >> 32;
 	t->cgroup_id = bpf_get_current_cgroup_id();
-	t->flags = ppid ? 0 : EKP_TASK_PPID_UNKNOWN;
-	t->ppid = ppid ? *ppid : 0;
+	if (p) {
+		t->start_ns = p->start_ns;
+		t->parent_start_ns = p->parent_start_ns;
+		t->ppid = p->ppid;
+		t->flags = (p->flags & EKP_PROC_PARENT_UNKNOWN ? EKP_TASK_PARENT_UNKNOWN : 0) |
+			   (p->flags & EKP_PROC_PPID_UNKNOWN ? EKP_TASK_PPID_UNKNOWN : 0);
+	} else {
+		t->start_ns = 0;
+		t->parent_start_ns = 0;
+		t->ppid = 0;
+		t->flags = EKP_TASK_PROC_UNKNOWN | EKP_TASK_PARENT_UNKNOWN | EKP_TASK_PPID_UNKNOWN;
+	}
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
+}
+
+/* ==== processes: a second submission of exec, fork and exit records, keyed by identity =========== */
+#ifndef EKP_PROC_RING_PAGES
+#define EKP_PROC_RING_PAGES 256
+#endif
+#if EKP_ENABLE_PROCESSES
+/*
+ * One ring for every CPU, not a perf buffer per CPU: the entries of one image (fork, exec, exit) must
+ * reach Kafka in the order they happened, and they may happen on different CPUs. A BPF ring buffer
+ * keeps the kernel's order across CPUs; one reader consumes it.
+ */
+BPF_RINGBUF_OUTPUT(ekp_events_processes, EKP_PROC_RING_PAGES);
+#endif
+
+/* Submit `rec` (whose header is `h`) again as a processes record made from event type `source`. */
+static __always_inline void ekp_processes_view(void *ctx, struct ekp_header *h, void *rec, __u32 size,
+					       __u32 source)
+{
+#if EKP_ENABLE_PROCESSES
+	struct ekp_counters *c = ekp_counters_of(EKP_EVENT_PROCESSES);
+
+	if (!c)
+		return;
+	ekp_stamp(h, c, EKP_EVENT_PROCESSES | source << EKP_VIEW_SHIFT);
+	ekp_count_submit(c, ekp_events_processes.ringbuf_output(rec, size, 0));
+#endif
+}
+
+/* A record filtered out: counted as filtered for its event type and for its processes view. */
+static __always_inline void ekp_count_filtered_view(struct ekp_counters *c)
+{
+	ekp_count_filtered(c);
+#if EKP_ENABLE_PROCESSES
+	struct ekp_counters *pc = ekp_counters_of(EKP_EVENT_PROCESSES);
+
+	if (pc)
+		ekp_count_filtered(pc);
+#endif
+}
+
+static __always_inline void ekp_count_untracked(void)
+{
+	struct ekp_counters *c = ekp_counters_of(EKP_EVENT_PROCESSES);
+
+	if (c)
+		__sync_fetch_and_add(&c->untracked, 1);
 }
 
 /* 1 if the task is excluded by the configured filters (deny lists win over allow lists). */
@@ -109,24 +176,22 @@ static __always_inline int ekp_filtered(struct ekp_task *t)
 	return ekp_list_excludes(v, cfg->flags & EKP_FILTER_CGROUP_ALLOW);
 }
 
-/* ==== process_exec ============================================================================ */
-#if EKP_ENABLE_PROCESS_EXEC || EKP_ENABLE_PROCESS_EXIT
-/* tgid -> boot_ns of the process's fork (or of its first exec seen): lifetimes for process_exit. */
-BPF_TABLE("lru_hash", __u32, __u64, ekp_start, EKP_PARENTS_MAX);
-#endif
-
-#if EKP_ENABLE_PROCESS_EXEC
+/* ==== process_exec (and identity: every exec starts a new image) ============================ */
 #ifndef EKP_EXEC_INCLUDE_FAILED
 #define EKP_EXEC_INCLUDE_FAILED 0
 #endif
 
+#if EKP_ENABLE_PROCESS_EXEC
 BPF_PERF_OUTPUT(ekp_events_process_exec);
+#endif
 /*
  * argv and the filename live in the caller's memory only until the exec
  * succeeds, so they are copied on syscall entry into a stash keyed by tgid
  * (stable across exec, unlike the tid of a non-leader thread) and the record
  * is completed on syscall exit, when comm and credentials are the new
  * program's. LRU: an exec whose exit is never seen (task killed) must not leak.
+ * Always compiled: the process table needs every exec's program, whichever
+ * event types are enabled.
  */
 BPF_TABLE("lru_hash", __u32, struct ekp_process_exec, ekp_exec_stash, EKP_INFLIGHT);
 
@@ -141,6 +206,50 @@ static __always_inline int ekp_exec_enter(const char *filename, const char *cons
 	ekp_exec_copy_user(e, filename, argv);
 	ekp_exec_stash.update(&tgid, e);
 	return 0;
+}
+
+/*
+ * A successful exec: the process table gets the new image (start, program, comm), and the record the
+ * image it replaced and its parent's program, when the parent's image is still the one that forked it.
+ */
+static __always_inline void ekp_exec_track(__u32 tgid, struct ekp_process_exec *e, __u64 now)
+{
+	__u32 zero = 0;
+	struct ekp_proc *p = ekp_procs.lookup(&tgid);
+
+	if (!p) {
+		/* untracked until now (the table was full at its fork): try again, knowing no parent */
+		struct ekp_proc *n = ekp_scratch_proc.lookup(&zero);
+
+		if (!n)
+			return;
+		n->start_ns = now;
+		n->parent_start_ns = 0;
+		n->fork_ns = 0;
+		n->ppid = 0;
+		n->flags = EKP_PROC_PARENT_UNKNOWN | EKP_PROC_PPID_UNKNOWN;
+		bpf_get_current_comm(n->comm, sizeof(n->comm));
+		__builtin_memcpy(n->filename, e->filename, sizeof(n->filename));
+		if (ekp_procs.insert(&tgid, n))
+			ekp_count_untracked();
+		return;
+	}
+	e->prev_start_ns = p->start_ns;
+	e->flags |= EKP_EXEC_PREV_KNOWN;
+	p->start_ns = now;
+	if (!p->fork_ns)
+		p->fork_ns = now; /* the first exec seen is the best start a process from before us has */
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+	__builtin_memcpy(p->filename, e->filename, sizeof(p->filename));
+	if (p->flags & (EKP_PROC_PARENT_UNKNOWN | EKP_PROC_PPID_UNKNOWN))
+		return;
+	__u32 ppid = p->ppid;
+	struct ekp_proc *pp = ekp_procs.lookup(&ppid);
+	if (pp && pp->start_ns == p->parent_start_ns) {
+		__builtin_memcpy(e->parent_comm, pp->comm, sizeof(e->parent_comm));
+		__builtin_memcpy(e->parent_filename, pp->filename, sizeof(e->parent_filename));
+		e->flags |= EKP_EXEC_PARENT_KNOWN;
+	}
 }
 
 static __always_inline int ekp_exec_exit(void *ctx, long ret)
@@ -164,22 +273,30 @@ static __always_inline int ekp_exec_exit(void *ctx, long ret)
 			return 0;
 		ekp_exec_missing(e);
 	}
+	e->prev_start_ns = 0;
+	e->parent_comm[0] = 0;
+	e->parent_filename[0] = 0;
+	if (ret == 0)
+		ekp_exec_track(tgid, e, bpf_ktime_get_boot_ns());
 	ekp_task_current(&e->task);
 	if (ekp_filtered(&e->task)) {
 		ekp_exec_stash.delete(&tgid);
-		ekp_count_filtered(c);
+		if (ret == 0)
+			ekp_count_filtered_view(c);
+		else
+			ekp_count_filtered(c);
 		return 0;
 	}
 	e->retval = (__s32)ret;
-	if (ret == 0) {
-		__u64 now = bpf_ktime_get_boot_ns();
-		ekp_start.insert(&tgid, &now); /* keeps an earlier fork time */
-	}
-	ekp_stamp(&e->hdr, c, EKP_EVENT_PROCESS_EXEC);
 	__u32 size = offsetof(struct ekp_process_exec, args) + e->args_size;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
+#if EKP_ENABLE_PROCESS_EXEC
+	ekp_stamp(&e->hdr, c, EKP_EVENT_PROCESS_EXEC);
 	ekp_count_submit(c, ekp_events_process_exec.perf_submit(ctx, e, size));
+#endif
+	if (ret == 0 && !(e->task.flags & EKP_TASK_PROC_UNKNOWN))
+		ekp_processes_view(ctx, &e->hdr, e, size, EKP_EVENT_PROCESS_EXEC);
 	ekp_exec_stash.delete(&tgid);
 	return 0;
 }
@@ -203,9 +320,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 {
 	return ekp_exec_exit(args, args->ret);
 }
-#endif /* EKP_ENABLE_PROCESS_EXEC */
 
-/* ==== process_fork (also feeds ekp_parents, which every event uses) ========================== */
+/* ==== process_fork (and the process table: every child gets its identity here) ============== */
 #if EKP_ENABLE_PROCESS_FORK
 BPF_PERF_OUTPUT(ekp_events_process_fork);
 #endif
@@ -255,36 +371,64 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	__u32 tid = id;
 	__u32 parent = id >> 32;
 	__u32 child = args->child_pid;
+	__u32 zero = 0;
 	__u64 *flags = ekp_clone_flags.lookup(&tid);
+	struct ekp_proc *n = ekp_scratch_proc.lookup(&zero);
 
 	if (flags && (*flags & EKP_CLONE_THREAD))
-		return 0; /* a thread, not a process: it shares its process's parent */
-	ekp_parents.update(&child, &parent);
-#if EKP_ENABLE_PROCESS_EXEC || EKP_ENABLE_PROCESS_EXIT
-	__u64 now = bpf_ktime_get_boot_ns();
-	ekp_start.update(&child, &now);
-#endif
-#if EKP_ENABLE_PROCESS_FORK
-	struct ekp_counters *c = ekp_counters_of(EKP_EVENT_PROCESS_FORK);
-	struct ekp_process_fork e = {};
-
-	if (!c)
+		return 0; /* a thread, not a process: it shares its process's identity and parent */
+	if (!n)
 		return 0;
-	ekp_task_current(&e.task);
-	if (ekp_filtered(&e.task)) {
-		ekp_count_filtered(c);
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct ekp_proc *pp = ekp_procs.lookup(&parent);
+	n->start_ns = now;
+	n->fork_ns = now;
+	n->ppid = parent;
+	if (pp) {
+		n->parent_start_ns = pp->start_ns;
+		n->flags = 0;
+		__builtin_memcpy(n->filename, pp->filename, sizeof(n->filename));
+	} else {
+		n->parent_start_ns = 0;
+		n->flags = EKP_PROC_PARENT_UNKNOWN;
+		n->filename[0] = 0;
+	}
+	bpf_get_current_comm(n->comm, sizeof(n->comm));
+	/* update, not insert: an entry left by a process whose exit came before we attached is stale */
+	int untracked = ekp_procs.update(&child, n) != 0;
+	if (untracked)
+		ekp_count_untracked();
+#if EKP_ENABLE_PROCESS_FORK || EKP_ENABLE_PROCESSES
+	struct ekp_counters *c = ekp_counters_of(EKP_EVENT_PROCESS_FORK);
+	struct ekp_process_fork *e = ekp_scratch_fork.lookup(&zero);
+
+	if (!c || !e)
+		return 0;
+	ekp_task_current(&e->task);
+	if (ekp_filtered(&e->task)) {
+		ekp_count_filtered_view(c);
 		return 0;
 	}
-	e.child_pid = child;
-	ekp_stamp(&e.hdr, c, EKP_EVENT_PROCESS_FORK);
-	ekp_count_submit(c, ekp_events_process_fork.perf_submit(args, &e, sizeof(e)));
+	e->child_pid = child;
+	e->child_start_ns = now;
+	e->flags = untracked ? EKP_FORK_UNTRACKED : 0;
+	__builtin_memcpy(e->filename, n->filename, sizeof(e->filename));
+#if EKP_ENABLE_PROCESS_FORK
+	ekp_stamp(&e->hdr, c, EKP_EVENT_PROCESS_FORK);
+	ekp_count_submit(c, ekp_events_process_fork.perf_submit(args, e, sizeof(*e)));
+#endif
+	if (!untracked)
+		ekp_processes_view(args, &e->hdr, e, sizeof(*e), EKP_EVENT_PROCESS_FORK);
 #endif
 	return 0;
 }
 
 /* ==== process_exit ============================================================================ */
+#define EKP_TRACK_EXIT (EKP_ENABLE_PROCESS_EXIT || EKP_ENABLE_PROCESSES)
 #if EKP_ENABLE_PROCESS_EXIT
 BPF_PERF_OUTPUT(ekp_events_process_exit);
+#endif
+#if EKP_TRACK_EXIT
 /* tgid -> the exit_group()/exit() argument, and tgid -> the fatal signal being delivered. */
 BPF_TABLE("lru_hash", __u32, __s32, ekp_exit_code, EKP_INFLIGHT);
 BPF_TABLE("lru_hash", __u32, __u32, ekp_exit_signal, EKP_INFLIGHT);
@@ -327,43 +471,53 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
 	if (!args->group_dead) {
 		if (tid != tgid)
-			ekp_parents.delete(&tid); /* defensive: threads get no entry, but an old one must go */
+			ekp_procs.delete(&tid); /* defensive: threads get no entry, but an old one must go */
 		return 0;
 	}
-#if EKP_ENABLE_PROCESS_EXIT
+#if EKP_TRACK_EXIT
+	__u32 zero = 0;
 	struct ekp_counters *c = ekp_counters_of(EKP_EVENT_PROCESS_EXIT);
-	struct ekp_process_exit e = {};
+	struct ekp_process_exit *e = ekp_scratch_exit.lookup(&zero);
 	__s32 *code = ekp_exit_code.lookup(&tgid);
 	__u32 *sig = ekp_exit_signal.lookup(&tgid);
-	__u64 *start = ekp_start.lookup(&tgid);
+	struct ekp_proc *p = ekp_procs.lookup(&tgid);
 
-	if (c) {
-		ekp_task_current(&e.task);
-		if (ekp_filtered(&e.task)) {
-			ekp_count_filtered(c);
+	if (c && e) {
+		ekp_task_current(&e->task);
+		if (ekp_filtered(&e->task)) {
+			ekp_count_filtered_view(c);
 		} else {
+			e->flags = 0;
+			e->exit_code = 0;
+			e->signal = 0;
+			e->fork_ns = 0;
 			if (sig) {
-				e.signal = *sig;
-				e.flags |= EKP_EXIT_SIGNALED;
+				e->signal = *sig;
+				e->flags |= EKP_EXIT_SIGNALED;
 			} else if (code) {
-				e.exit_code = *code;
-				e.flags |= EKP_EXIT_CODE_KNOWN;
+				e->exit_code = *code;
+				e->flags |= EKP_EXIT_CODE_KNOWN;
 			}
-			if (start) {
-				e.start_ns = *start;
-				e.flags |= EKP_EXIT_START_KNOWN;
+			if (p && p->fork_ns) {
+				e->fork_ns = p->fork_ns;
+				e->flags |= EKP_EXIT_START_KNOWN;
 			}
-			ekp_stamp(&e.hdr, c, EKP_EVENT_PROCESS_EXIT);
-			ekp_count_submit(c, ekp_events_process_exit.perf_submit(args, &e, sizeof(e)));
+			if (p)
+				__builtin_memcpy(e->filename, p->filename, sizeof(e->filename));
+			else
+				e->filename[0] = 0;
+#if EKP_ENABLE_PROCESS_EXIT
+			ekp_stamp(&e->hdr, c, EKP_EVENT_PROCESS_EXIT);
+			ekp_count_submit(c, ekp_events_process_exit.perf_submit(args, e, sizeof(*e)));
+#endif
+			if (p)
+				ekp_processes_view(args, &e->hdr, e, sizeof(*e), EKP_EVENT_PROCESS_EXIT);
 		}
 	}
 	ekp_exit_code.delete(&tgid);
 	ekp_exit_signal.delete(&tgid);
 #endif
-#if EKP_ENABLE_PROCESS_EXEC || EKP_ENABLE_PROCESS_EXIT
-	ekp_start.delete(&tgid);
-#endif
-	ekp_parents.delete(&tgid);
+	ekp_procs.delete(&tgid);
 	return 0;
 }
 

@@ -26,7 +26,13 @@
 #define EKP_EVENT_TCP_ACCEPT 5
 #define EKP_EVENT_TCP_CLOSE 6
 #define EKP_EVENT_SYSCALL_COUNTS 7
-#define EKP_EVENT_TYPES 8
+#define EKP_EVENT_PROCESSES 8
+#define EKP_EVENT_TYPES 9
+/*
+ * A processes record is the bytes of the exec, fork or exit record it was made from, submitted a second
+ * time to the processes buffer: its header's type is EKP_EVENT_PROCESSES | source type << EKP_VIEW_SHIFT.
+ */
+#define EKP_VIEW_SHIFT 8
 
 #ifndef EKP_MAX_ARGS
 #define EKP_MAX_ARGS 32
@@ -39,22 +45,35 @@
 #define EKP_COMM_LEN 16
 
 /* ekp_task.flags */
-#define EKP_TASK_PPID_UNKNOWN (1U << 0)  /* the parent was not tracked */
-#define EKP_TASK_OWNER_UNKNOWN (1U << 1) /* network: the socket's process was not seen */
-#define EKP_TASK_FLAGS_ALL 0x3U
+#define EKP_TASK_PPID_UNKNOWN (1U << 0)   /* the parent was not tracked */
+#define EKP_TASK_OWNER_UNKNOWN (1U << 1)  /* network: the socket's process was not seen */
+#define EKP_TASK_PROC_UNKNOWN (1U << 2)   /* not in the process table (it was full): no identity */
+#define EKP_TASK_PARENT_UNKNOWN (1U << 3) /* the parent's image is not known: no parent identity */
+#define EKP_TASK_FLAGS_ALL 0xfU
+
+/* ekp_proc.flags */
+#define EKP_PROC_SEEDED (1U << 0)         /* from /proc at start: start_ns is /proc's starttime */
+#define EKP_PROC_PARENT_UNKNOWN (1U << 1) /* parent_start_ns unknown */
+#define EKP_PROC_PPID_UNKNOWN (1U << 2)   /* ppid unknown (added at an exec, untracked before) */
 
 /* process_exec flags */
 #define EKP_EXEC_ARGV_TRUNCATED   (1U << 0) /* more than EKP_MAX_ARGS arguments */
 #define EKP_EXEC_ARG_TRUNCATED    (1U << 1) /* an argument reached EKP_MAX_ARG_LEN */
 #define EKP_EXEC_FILENAME_TRUNCATED (1U << 2)
 #define EKP_EXEC_ARGV_MISSING     (1U << 3) /* the syscall entry was not seen (exec began before attach) */
-#define EKP_EXEC_FLAGS_ALL        0xfU
+#define EKP_EXEC_PREV_KNOWN       (1U << 4) /* prev_start_ns holds the image this exec replaced */
+#define EKP_EXEC_PARENT_KNOWN     (1U << 5) /* parent_comm/parent_filename hold the parent's image */
+#define EKP_EXEC_FLAGS_ALL        0x3fU
 
 /* process_exit flags */
 #define EKP_EXIT_CODE_KNOWN  (1U << 0) /* exit_code holds the exit_group()/exit() argument */
 #define EKP_EXIT_SIGNALED    (1U << 1) /* killed by `signal` (a fatal signal with the default action) */
-#define EKP_EXIT_START_KNOWN (1U << 2) /* start_ns holds the fork (or first exec) time */
+#define EKP_EXIT_START_KNOWN (1U << 2) /* fork_ns holds the process's start (fork, or /proc) */
 #define EKP_EXIT_FLAGS_ALL   0x7U
+
+/* process_fork flags */
+#define EKP_FORK_UNTRACKED (1U << 0) /* the child could not be added to the process table (full) */
+#define EKP_FORK_FLAGS_ALL 0x1U
 
 /* file_open.syscall */
 #define EKP_OPEN_OPENAT 0
@@ -77,10 +96,15 @@ struct ekp_header {
 	__u32 cpu;     /* CPU whose perf buffer receives the record */
 };
 
-/* The process an event belongs to: the common fields of every record. */
+/*
+ * The process an event belongs to: the common fields of every record. (pid, start_ns) is the identity
+ * of the program image that ran, unique on a host across pid reuse: user space adds the boot id.
+ */
 struct ekp_task {
-	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup directory) */
-	__u32 pid;       /* tgid */
+	__u64 cgroup_id;       /* cgroup v2 id (inode of the cgroup directory) */
+	__u64 start_ns;        /* boot_ns when the current image started (its exec, fork, or /proc starttime) */
+	__u64 parent_start_ns; /* start_ns of the parent's image that forked this process */
+	__u32 pid;             /* tgid */
 	__u32 tid;
 	__u32 ppid;
 	__u32 uid;
@@ -91,31 +115,48 @@ struct ekp_task {
 
 struct ekp_process_exec {
 	struct ekp_header hdr;
-	struct ekp_task task;
+	struct ekp_task task; /* the new image: task.start_ns is this exec's time */
+	__u64 prev_start_ns;  /* the image this exec replaced; valid with EKP_EXEC_PREV_KNOWN */
 	__s32 retval;
 	__u32 flags;        /* EKP_EXEC_* */
 	__u16 args_count;   /* strings in args[] */
 	__u16 args_size;    /* bytes of args[] in use, NULs included */
 	__u32 _pad;
 	char filename[EKP_PATH_LEN];
+	char parent_comm[EKP_COMM_LEN];     /* the parent's image, valid with EKP_EXEC_PARENT_KNOWN */
+	char parent_filename[EKP_PATH_LEN];
 	char args[EKP_ARGS_BUF]; /* NUL-separated; only args_size bytes are submitted */
 };
 
 struct ekp_process_exit {
 	struct ekp_header hdr;
 	struct ekp_task task;
-	__u64 start_ns;   /* boot_ns of the fork (or first exec) seen; valid with EKP_EXIT_START_KNOWN */
+	__u64 fork_ns;    /* boot_ns the process started (fork, or /proc); valid with EKP_EXIT_START_KNOWN */
 	__s32 exit_code;  /* valid with EKP_EXIT_CODE_KNOWN */
 	__u32 signal;     /* valid with EKP_EXIT_SIGNALED */
 	__u32 flags;      /* EKP_EXIT_* */
 	__u32 _pad;
+	char filename[EKP_PATH_LEN]; /* the program image that ended ("" if not known) */
 };
 
 struct ekp_process_fork {
 	struct ekp_header hdr;
-	struct ekp_task task; /* the parent */
+	struct ekp_task task;  /* the parent */
+	__u64 child_start_ns;  /* the child's identity time (its image is the parent's until it execs) */
 	__u32 child_pid;
-	__u32 _pad;
+	__u32 flags;           /* EKP_FORK_* */
+	char filename[EKP_PATH_LEN]; /* the program image parent and child run ("" if not known) */
+};
+
+/* The process table: tgid -> what identity, parents and lineage need (seeded from /proc at start). */
+struct ekp_proc {
+	__u64 start_ns;        /* the current image's start: exec, fork, or /proc's starttime */
+	__u64 parent_start_ns; /* the parent's image when it forked this process */
+	__u64 fork_ns;         /* the process's own start: lifetimes at exit; 0 if not known */
+	__u32 ppid;
+	__u32 flags;           /* EKP_PROC_* */
+	char comm[EKP_COMM_LEN];
+	char filename[EKP_PATH_LEN];
 };
 
 struct ekp_file_open {
@@ -149,6 +190,7 @@ struct ekp_counters {
 	__u64 seen;          /* passed the filters; about to be submitted */
 	__u64 submit_failed; /* bpf_perf_event_output() failed (buffer full, no reader) or a map was full */
 	__u64 filtered;      /* excluded by configuration; not a drop */
+	__u64 untracked;     /* processes: not added to the full process table (their records have no identity) */
 };
 
 /* syscall_counts: per-CPU counts per (cgroup, syscall), read and published by user space. */

@@ -1,12 +1,18 @@
-"""events: one small section per event type, and EventsConfig, a container of them."""
+"""events: one section per event type, and EventsConfig, built from the event catalog.
+
+EventsConfig has one field per catalog entry (records/catalog.py), in catalog order, described by
+the entry's `doc`. A type whose section is only `enabled` needs nothing here (ToggleConfig); the
+types with settings of their own name their section class in SECTIONS.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
-from ..records.catalog import EVENT_TYPE_IDS, STREAM_TYPES
+from ..records.abi import FILTER_PREFIX_MAX, PREFIX_LEN, PREFIXES
+from ..records.catalog import CATALOG, EVENT_TYPE_IDS, STREAM_TYPES
 from .rules import Section, Seq, power_of_two, problem, section
 
 # Every event type, in the order topics and ledger rows are listed (bpf/events.h numbers them).
@@ -14,8 +20,8 @@ EVENT_TYPES = tuple(EVENT_TYPE_IDS)
 
 # One perf record holds the arguments of one exec (bpf/collector.bpf.c).
 _EXEC_ARGV_BYTES = 32768
-# The kernel's prefix filter: a fixed-size key per distinct length (bpf/collector.bpf.c).
-_MAX_PREFIXES, _MAX_PREFIX_LENGTHS, _MAX_PREFIX_BYTES = 64, 8, 63
+# The kernel's prefix filter: a fixed-size key per distinct length (bpf/events.h).
+_MAX_PREFIXES, _MAX_PREFIX_LENGTHS, _MAX_PREFIX_BYTES = FILTER_PREFIX_MAX, PREFIXES, PREFIX_LEN - 1
 
 
 class ToggleConfig(Section):
@@ -81,19 +87,33 @@ class SyscallCountsConfig(Section):
     interval_s: float = Field(10.0, ge=0.5, le=3600, description="how often the counts are published")
 
 
-class EventsConfig(Section):
-    """One section per event type; nothing here relates one type to another."""
-
-    process_exec: ProcessExecConfig = section(ProcessExecConfig, "a program started")
-    process_exit: ToggleConfig = section(ToggleConfig, "a process ended")
-    process_fork: ToggleConfig = section(ToggleConfig, "a process forked")
-    file_open: FileOpenConfig = section(FileOpenConfig, "a file was opened")
-    tcp_connect: ToggleConfig = section(ToggleConfig, "an outbound TCP connection")
-    tcp_accept: ToggleConfig = section(ToggleConfig, "an inbound TCP connection")
-    tcp_close: ToggleConfig = section(ToggleConfig, "a TCP connection closed")
-    syscall_counts: SyscallCountsConfig = section(
-        SyscallCountsConfig, "syscalls counted per cgroup and interval"
+class ProcessesConfig(Section):
+    enabled: bool = Field(
+        True, description="the process table on Kafka: <prefix>.processes, compacted, one entry per image"
     )
+    table_size: int = Field(
+        32768,
+        ge=1024,
+        le=4_194_304,
+        description="processes the kernel's process table holds (every record's identity); "
+        "one started while it is full has none, counted as untracked",
+    )
+    ring_pages: Annotated[int, power_of_two(16, 65536)] = Field(
+        256, description="pages of the processes ring buffer (one for all CPUs, read by reader 0)"
+    )
+
+
+# The event types with settings beyond `enabled`; the others get a ToggleConfig.
+SECTIONS: dict[str, type[Section]] = {
+    "process_exec": ProcessExecConfig,
+    "file_open": FileOpenConfig,
+    "syscall_counts": SyscallCountsConfig,
+    "processes": ProcessesConfig,
+}
+
+
+class EventsBase(Section):
+    """One section per event type (the fields: EventsConfig); nothing here relates one type to another."""
 
     def enabled_types(self) -> tuple[str, ...]:
         """Every enabled event type, the aggregate included: each has a topic, a schema and a subject."""
@@ -102,3 +122,21 @@ class EventsConfig(Section):
     def streams(self) -> tuple[str, ...]:
         """Enabled event types carried by perf buffers (syscall_counts is published from a map)."""
         return tuple(n for n in self.enabled_types() if n in STREAM_TYPES)
+
+    def get(self, event_type: str) -> Any:
+        """The section of one event type."""
+        return getattr(self, event_type)
+
+
+def _events_model() -> type[EventsBase]:
+    fields: dict[str, Any] = {
+        e.name: (SECTIONS.get(e.name, ToggleConfig), section(SECTIONS.get(e.name, ToggleConfig), e.doc))
+        for e in CATALOG
+    }
+    return create_model("EventsConfig", __base__=EventsBase, **fields)
+
+
+if TYPE_CHECKING:
+    EventsConfig = EventsBase
+else:
+    EventsConfig = _events_model()

@@ -7,7 +7,7 @@ KafkaAuthError, KafkaTlsError, KafkaConfigError, or KafkaClientError for a topic
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -89,13 +89,14 @@ def _tls_hint(text: str) -> str:
 
 
 def ensure_topics(
-    kcfg: KafkaConfig,
-    topics: Iterable[str],
-    configs: Mapping[str, Mapping[str, str]] | None = None,
-    timeout_s: float = 15.0,
+    kcfg: KafkaConfig, topics: Iterable[str], timeout_s: float = 15.0, *, compacted: Iterable[str] = ()
 ) -> list[str]:
-    """Create missing topics (broker defaults unless configured; `configs`: topic settings by topic,
-    e.g. cleanup.policy). Returns those created."""
+    """Create missing topics (broker defaults unless configured). Returns those created.
+
+    `compacted`: topics that keep the latest message per key (cleanup.policy=compact), e.g. the
+    processes table keyed by process_id.
+    """
+    compact = set(compacted)
     admin = AdminClient(connection_config(kcfg))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
@@ -112,7 +113,7 @@ def ensure_topics(
                 t,
                 num_partitions=kcfg.topic_partitions,
                 replication_factor=kcfg.topic_replication_factor,
-                config=dict((configs or {}).get(t, {})),
+                config={"cleanup.policy": "compact"} if t in compact else {},
             )
             for t in wanted
         ],

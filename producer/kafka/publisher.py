@@ -25,7 +25,7 @@ OnResult = Callable[[str | None], None]
 class Publisher:
     def __init__(self, kcfg: KafkaConfig, client_id: str) -> None:
         """Raises KafkaConfigError when librdkafka rejects a setting."""
-        self._p = new_producer(kcfg, client_id)
+        self._p: Any = new_producer(kcfg, client_id)
 
     def send(self, topic: str, value: bytes, key: bytes, headers: Headers, on_result: OnResult) -> str | None:
         """Queue one message: None when queued, else why not (QUEUE_FULL, or librdkafka's error name)."""
@@ -54,6 +54,13 @@ class Publisher:
     def purge(self) -> None:
         """Drop what is still queued and serve its callbacks (they report a purge's error name)."""
         purge(self._p)
+
+    def close(self) -> None:
+        """Let librdkafka go now (its threads end): call after flush/purge, e.g. before a fork.
+
+        The producer is destroyed when its last reference goes; with nothing queued that is quick.
+        """
+        self._p = None
 
     def reachable(self, timeout_s: float = 2.0) -> bool:
         """Does a broker answer a metadata request now? (Safe from another thread.)"""

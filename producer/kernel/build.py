@@ -23,8 +23,9 @@ from ..config import Config
 from ..errors import BpfError, LayoutDriftError
 from ..records import catalog
 from ..records.abi import RecordLayout
-from ..records.catalog import EventType
+from ..records.catalog import Buffer, EventType
 from ..resources import BPF_FILES, BPF_SOURCE, require
+from .ringbuf import SharedRing, shared_ring
 
 log = structlog.get_logger("loader")
 
@@ -83,9 +84,18 @@ class BpfModule:
         for map_name, layout in catalog.LAYOUT_MAPS.items():
             compare_layout(layout, self.table(map_name).Leaf)
 
-    def perf_tables(self, streams: Sequence[EventType]) -> dict[str, tuple[Any, str]]:
-        """event type -> (BPF object, perf table name), in the order given (the ledger's type index)."""
-        return {e.name: (self.bpf, e.perf_table) for e in streams}
+    def perf_tables(self, streams: Sequence[EventType]) -> dict[int, tuple[str, Any, str]]:
+        """type index -> (event type, BPF object, perf table name) of the streams with per-CPU perf
+        buffers; the index is the stream's position in `streams` (the ledger's type index)."""
+        return {i: (e.name, self.bpf, e.perf_table) for i, e in enumerate(streams) if e.buffer is Buffer.PERF}
+
+    def shared_rings(self, streams: Sequence[EventType]) -> list[SharedRing]:
+        """The streams with one ring buffer for all CPUs, by the same type index."""
+        return [
+            shared_ring(self.table(e.perf_table), i, e.name)
+            for i, e in enumerate(streams)
+            if e.buffer is Buffer.SHARED
+        ]
 
 
 def compare_layout(mirror: RecordLayout, leaf: Any) -> None:

@@ -20,7 +20,9 @@ class KernelCounters:
         out: dict[tuple[int, int], KernelCounts] = {}
         for type_idx, e in enumerate(self._streams):
             for cpu, v in enumerate(self._table[self._table.Key(e.id)]):
-                out[(type_idx, cpu)] = KernelCounts(int(v.seen), int(v.submit_failed), int(v.filtered))
+                out[(type_idx, cpu)] = KernelCounts(
+                    int(v.seen), int(v.submit_failed), int(v.filtered), int(v.untracked)
+                )
         return out
 
     def total(self, event: EventType) -> KernelCounts:
@@ -30,4 +32,5 @@ class KernelCounters:
             sum(int(v.seen) for v in per_cpu),
             sum(int(v.submit_failed) for v in per_cpu),
             sum(int(v.filtered) for v in per_cpu),
+            sum(int(v.untracked) for v in per_cpu),
         )

@@ -70,16 +70,20 @@ class PerfBuffers:
     """Every (event type, CPU) ring, opened in the supervisor and kept open for the run."""
 
     def __init__(
-        self, tables: dict[str, tuple[Any, str]], cpus: Sequence[int], page_cnt: int, wakeup_events: int
+        self,
+        tables: dict[int, tuple[str, Any, str]],
+        cpus: Sequence[int],
+        page_cnt: int,
+        wakeup_events: int,
     ) -> None:
-        """tables: event type -> (BPF object, perf event array name), in event-type index order."""
+        """tables: type index -> (event type, BPF object, perf event array name) (BpfModule.perf_tables)."""
         from bcc.libbcc import _LOST_CB_TYPE, _RAW_CB_TYPE, bcc_perf_buffer_opts
 
         lib = _lib()
         self.page_cnt = page_cnt
         self.rings: list[Ring] = []
         self._keep: list[Any] = [_RAW_CB_TYPE(_noop_sample), _LOST_CB_TYPE(_noop_lost)]
-        for type_idx, (event_type, (bpf, table_name)) in enumerate(tables.items()):
+        for type_idx, (event_type, bpf, table_name) in tables.items():
             table = bpf[table_name.encode()]
             for cpu in cpus:
                 opts = bcc_perf_buffer_opts()

@@ -41,13 +41,43 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12]) if fields and len(fields) > 12 else 0
 
 
-def parents() -> Iterator[tuple[int, int]]:
-    """(pid, ppid) of every process."""
+@dataclass(frozen=True)
+class Process:
+    """A process alive now, as the process table and the processes topic want it."""
+
+    pid: int
+    ppid: int
+    starttime: int  # clock ticks since boot (stat field 22)
+    uid: int
+    gid: int
+    comm: bytes
+    exe: bytes | None  # the program (/proc/<pid>/exe); None for kernel threads or when unreadable
+    argv: list[bytes]  # /proc/<pid>/cmdline
+
+
+def processes() -> Iterator[Process]:
+    """Every process, read from /proc (one that exits meanwhile is skipped)."""
     for entry in os.scandir(PROC):
-        if entry.name.isdigit():
-            fields = _stat_fields(entry.name)
-            if fields and len(fields) > 1:
-                yield int(entry.name), int(fields[1])
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        fields = _stat_fields(pid)
+        try:
+            st = os.stat(PROC / entry.name)  # the owner of /proc/<pid> is its effective uid and gid
+            comm = (PROC / entry.name / "comm").read_bytes().rstrip(b"\n")
+            cmdline = (PROC / entry.name / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if not fields or len(fields) <= 19:
+            continue
+        try:
+            exe: bytes | None = os.readlink(PROC / entry.name / "exe").encode("utf-8", "surrogateescape")
+        except OSError:
+            exe = None
+        status = info(pid)
+        uid, gid = (status.uid, status.gid) if status is not None else (st.st_uid, st.st_gid)
+        argv = cmdline.rstrip(b"\0").split(b"\0") if cmdline else []
+        yield Process(pid, int(fields[1]), int(fields[19]), uid, gid, comm, exe, argv)
 
 
 def info(pid: int) -> ProcInfo | None:

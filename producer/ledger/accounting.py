@@ -21,15 +21,17 @@ from ..records import catalog
 from ..records.containers import ContainerResolver
 from ..records.syscall_counts import MAP as SYSCALL_MAP
 from .aggregate import SyscallCounts
-from .book import Ledger, Snapshot
+from .book import KernelCounts, Ledger, Snapshot
 from .containers import ContainersTopic
 from .report import Reporter
+from .seeded import SeededCounts
 
 log = structlog.get_logger("supervisor")
 
 _SYSCALL_COUNTS = catalog.BY_NAME["syscall_counts"]
+_PROCESSES = "processes"
 _NOT_DROPS = ("seen", "delivered", "filtered")
-_INFO = ("lost", "escaped", "k8s_unresolved")  # shown under their own names, not as drop_*
+_INFO = ("lost", "escaped", "untracked", "k8s_unresolved")  # shown under their own names, not as drop_*
 
 
 class Accounting:
@@ -45,9 +47,11 @@ class Accounting:
         resolver: ContainerResolver,
         schema_ids: Mapping[str, int],
         on_watcher_pid: Callable[[int, bool], None] = lambda _pid, _alive: None,
+        seeded: SeededCounts | None = None,
     ) -> None:
         self.ledger = ledger
         self.kernel = kernel
+        self.seeded = seeded
         self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
         self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
         self.syscalls: SyscallCounts | None = None
@@ -84,6 +88,10 @@ class Accounting:
             )
         if self.containers is not None:
             self.containers.add_to(snap)
+        if self.seeded is not None and self.seeded.seen:
+            # the processes alive at start: published before the readers forked, answered since
+            s = self.seeded
+            snap.add_aggregate(_PROCESSES, KernelCounts(0, 0, 0), s.seen, s.delivered, s.failed, 0)
         return snap
 
     def tick(self, now: float) -> None:

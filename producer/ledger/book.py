@@ -11,6 +11,8 @@ each record they took, into the shared-memory arena (ledger/arena.py)::
 
 `lost` (perf lost-sample records) reports the same ring-full events the
 kernel already counted as submit_failed, so it is shown but not added twice.
+`untracked` (processes the full process table could not hold: their records
+have no identity) is information too, counted in the kernel.
 `in_flight` is what sits in perf buffers, inside a reader or in a producer
 queue; after a clean stop it is 0.
 """
@@ -42,6 +44,7 @@ class KernelCounts:
     seen: int
     submit_failed: int
     filtered: int
+    untracked: int = 0
 
 
 @dataclass
@@ -87,7 +90,10 @@ class Snapshot:
     ) -> None:
         """Rows and balance of a type the supervisor publishes (an aggregate, counted in its own unit;
         <prefix>.containers, in records), all CPUs as cpu -1. `drops`: more drop reasons by name
-        (encode_error, queue_full); `info`: rows that are no drop (k8s_unresolved)."""
+        (encode_error, queue_full); `info`: rows that are no drop.
+
+        Added to the event type's balance when it has one already (a stream with entries of the
+        supervisor's: the processes seeded at start)."""
         seen = counted + kernel.submit_failed
         more = {k: v for k, v in (drops or {}).items() if v}
         rows: list[tuple[str, str | None, int]] = [
@@ -103,9 +109,11 @@ class Snapshot:
             if v:
                 self.counts[(event_type, -1, reason, code)] = v
         dropped = kernel.submit_failed + sum(failed.values()) + shutdown + sum(more.values())
-        self.balances[event_type] = Balance(
-            event_type, seen=seen, delivered=delivered, dropped=dropped, filtered=kernel.filtered
-        )
+        bal = self.balances.setdefault(event_type, Balance(event_type))
+        bal.seen += seen
+        bal.delivered += delivered
+        bal.dropped += dropped
+        bal.filtered += kernel.filtered
 
     def get(self, event_type: str, reason: str, cpu: int | None = None) -> int:
         return sum(
@@ -118,11 +126,20 @@ class Snapshot:
 class Ledger:
     """The supervisor's view: the arena, plus what it folded in from readers that died."""
 
-    def __init__(self, arena: Arena, event_types: Sequence[str], groups: Sequence[Sequence[int]]) -> None:
+    def __init__(
+        self,
+        arena: Arena,
+        event_types: Sequence[str],
+        groups: Sequence[Sequence[int]],
+        shared: Sequence[int] = (),
+    ) -> None:
+        """`shared`: the type indexes read from one ring for all CPUs, by reader 0 (kernel/ringbuf.py):
+        reader 0 owns their rows of every CPU."""
         self.arena = arena
         self.event_types = tuple(event_types)
         self.groups = [tuple(g) for g in groups]
         self.owner = {cpu: r for r, g in enumerate(self.groups) for cpu in g}
+        self.shared = frozenset(shared)
         # (type_idx, cpu, reason index) -> count carried over from dead readers
         self._retired: dict[tuple[int, int, int], int] = {}
         self._crash: dict[tuple[int, int], int] = {}
@@ -139,19 +156,31 @@ class Ledger:
         """
         a = self.arena
         lost_total = 0
-        for t in range(len(self.event_types)):
-            for cpu in self.groups[reader]:
-                block = a.block(reader, t, cpu)
-                crash = pending(block)
-                if crash:
-                    self._crash[(t, cpu)] = self._crash.get((t, cpu), 0) + crash
-                    lost_total += crash
-                for reason, v in enumerate(block):
-                    if v:
-                        self._retired[(t, cpu, reason)] = self._retired.get((t, cpu, reason), 0) + v
-                a.settle_journal(t, cpu)
+        for t, cpu in self.owned(reader):
+            block = a.block(reader, t, cpu)
+            crash = pending(block)
+            if crash:
+                self._crash[(t, cpu)] = self._crash.get((t, cpu), 0) + crash
+                lost_total += crash
+            for reason, v in enumerate(block):
+                if v:
+                    self._retired[(t, cpu, reason)] = self._retired.get((t, cpu, reason), 0) + v
+            a.settle_journal(t, cpu)
         a.zero_reader(reader)
         return lost_total
+
+    def owner_of(self, type_idx: int, cpu: int) -> int:
+        """The reader that reads (and counts) this event type's records of this CPU."""
+        return 0 if type_idx in self.shared else self.owner.get(cpu, -1)
+
+    def owned(self, reader: int) -> list[tuple[int, int]]:
+        """(type index, cpu) of every row `reader` counts."""
+        return [
+            (t, cpu)
+            for t in range(len(self.event_types))
+            for cpu in sorted(self.owner)
+            if self.owner_of(t, cpu) == reader
+        ]
 
     def snapshot(self, read_kernel: Callable[[], Mapping[tuple[int, int], KernelCounts]]) -> Snapshot:
         """Read the reader counters, then the kernel's through `read_kernel`.
@@ -163,12 +192,11 @@ class Ledger:
         a = self.arena
         reader_counts: dict[tuple[int, int], list[int]] = {}
         for t in range(len(self.event_types)):
-            for r, g in enumerate(self.groups):
-                for cpu in g:
-                    blk = a.block(r, t, cpu)
-                    for reason in range(N_REASONS):
-                        blk[reason] += self._retired.get((t, cpu, reason), 0)
-                    reader_counts[(t, cpu)] = blk
+            for cpu in self.owner:
+                blk = a.block(self.owner_of(t, cpu), t, cpu)
+                for reason in range(N_REASONS):
+                    blk[reason] += self._retired.get((t, cpu, reason), 0)
+                reader_counts[(t, cpu)] = blk
         kernel = read_kernel()
         snap = Snapshot()
         for t, name in enumerate(self.event_types):
@@ -181,6 +209,7 @@ class Ledger:
                     ("seen", None, k.seen),
                     ("submit_failed", None, k.submit_failed),
                     ("filtered", None, k.filtered),
+                    ("untracked", None, k.untracked),
                     ("reader_crash", None, crash),
                 ]
                 rows += [(READER_REASONS[i], None, blk[i]) for i in range(DELIVERY_FAILED) if i != PRODUCED]
@@ -211,7 +240,7 @@ class Ledger:
             {
                 "event_type": t,
                 "cpu": cpu,
-                "reader": self.owner.get(cpu, -1),
+                "reader": self.owner_of(self.event_types.index(t), cpu) if t in self.event_types else -1,
                 "reason": reason,
                 "error_code": code,
                 "count": v,

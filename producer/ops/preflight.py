@@ -151,11 +151,11 @@ def check_kafka(cfg: Config) -> Check:
     detail = f"{cfg.kafka.bootstrap_servers} ({brokers} broker{'s' if brokers != 1 else ''})"
     if cfg.kafka.create_topics:
         topics = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg)] + [cfg.kafka.drops_topic]
-        configs = {}
+        compacted = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg) if e.compacted]
         if cfg.k8s.enabled:  # the latest record of each container is what a consumer joins with
             topics.append(cfg.kafka.containers_topic)
-            configs[cfg.kafka.containers_topic] = {"cleanup.policy": "compact"}
-        created = admin.ensure_topics(cfg.kafka, topics, configs)
+            compacted.append(cfg.kafka.containers_topic)
+        created = admin.ensure_topics(cfg.kafka, topics, compacted=compacted)
         if created:
             detail += f", created {', '.join(created)}"
     return Check("kafka", detail)

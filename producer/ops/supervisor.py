@@ -38,7 +38,8 @@ from ..kernel.seed import seed
 from ..ledger.accounting import Accounting
 from ..ledger.arena import Arena
 from ..ledger.book import Ledger, Snapshot
-from ..reader.process import Reader
+from ..ledger.seeded import publish_seeded
+from ..reader.process import Reader, boot_to_wall_ns
 from ..records import catalog
 from ..records.containers import ContainerResolver
 from .exclusion import Exclusion
@@ -110,7 +111,24 @@ class Supervisor:
         perf = PerfBuffers(
             module.perf_tables(streams), cpus, cfg.readers.perf_pages, cfg.readers.wakeup_events
         )
-        ledger = Ledger(Arena(len(groups), len(streams), max(cpus) + 1), [e.name for e in streams], groups)
+        shared = module.shared_rings(streams)
+        ledger = Ledger(
+            Arena(len(groups), len(streams), max(cpus) + 1),
+            [e.name for e in streams],
+            groups,
+            shared=[r.type_idx for r in shared],
+        )
+        # Before attaching, and with a producer gone before the fork: the seeded entries of the
+        # processes topic precede every entry the kernel makes (ledger/seeded.py).
+        seeded_counts = publish_seeded(
+            cfg,
+            seeded.processes,
+            host=self.host,
+            boot_id=self.boot_id,
+            boot_to_wall_ns=boot_to_wall_ns(),
+            resolver=resolver,
+            schema_ids=schema_ids,
+        )
         attachment = Attachment(module.bpf)
         attachment.attach()
         self.health.bpf_attached = True
@@ -120,7 +138,7 @@ class Supervisor:
             event_types=[e.name for e in streams],
             readers=len(groups),
             cpu_groups=[list(g) for g in groups],
-            seeded=seeded,
+            seeded=seeded.counts,
             filter_entries=filter_entries,
             excluded_broker_pids=sorted(exclusion.broker_pids),
             perf_pages=cfg.readers.perf_pages,
@@ -152,6 +170,7 @@ class Supervisor:
                 supervisor_pid=supervisor_pid,
                 drain_only=drain_only,
                 schema_ids=schema_ids,
+                shared=shared,
             ).main()
 
         pool = ReaderPool(cfg, groups, reader_main, ledger, exclusion, self.health)
@@ -168,6 +187,7 @@ class Supervisor:
             resolver=resolver,
             schema_ids=schema_ids,
             on_watcher_pid=exclusion.watcher,
+            seeded=seeded_counts,
         )
         self._start_health_thread(accounting.publisher)
         self._loop(pool, accounting, exclusion)

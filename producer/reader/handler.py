@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes as ct
 from collections.abc import Callable
+from struct import Struct
 from typing import Any
 
 from ..errors import DecodeError
@@ -32,7 +33,7 @@ from ..ledger.arena import (
     Journal,
     delivery_slot,
 )
-from ..records.abi import SEQ, SEQ_END, SEQ_OFFSET
+from ..records.abi import COMMON, SEQ, SEQ_END, SEQ_OFFSET
 from ..records.avro import ContainerOf
 from ..records.catalog import EventType
 from ..records.common import DecodeContext
@@ -106,6 +107,70 @@ def sample_handler(
             journal(seq, base + outcome)
         except BaseException:
             words[base + decode_error] += 1  # last resort: counted, never raised into ctypes
+
+    return on_sample
+
+
+def shared_sample_handler(
+    event: EventType,
+    *,
+    reader: int,
+    type_idx: int,
+    arena: Arena,
+    state: ReaderState,
+    ctx: DecodeContext,
+    produce: Produce,
+    topic: str,
+    key: bytes,
+    schema_ids: dict[str, int],
+    container_of: ContainerOf,
+) -> SampleHandler:
+    """sample_handler for a ring shared by every CPU (kernel/ringbuf.py): each record is counted in
+    the block of the CPU its header names, and keyed by the event type's `key` (the processes topic:
+    the image's process_id). A low-volume stream: clarity over the last microsecond."""
+    words = arena.words
+    cpus = range(arena.cpus)
+    bases = [arena.base(reader, type_idx, cpu) for cpu in cpus]
+    journals = [Journal(arena, type_idx, cpu).count for cpu in cpus]
+    suspects = [arena.suspect_index(type_idx, cpu) for cpu in cpus]
+    frame = framing(event.schema, schema_ids, reader=str(reader))
+    encode = event.fast_encoder(ctx, frame.prefix)
+    on_delivery = [delivery_handler(arena, b) for b in bases]
+    key_of = event.key
+    boot = ctx.boot
+    cpu_at = Struct("<I").unpack_from
+    cpu_offset = COMMON.offset("hdr.cpu")
+
+    def on_sample(_cookie: Any, data: int, size: int) -> None:
+        cpu = 0  # a record too short to name its CPU is counted on CPU 0's row
+        try:
+            state.handled += 1
+            seq = None
+            outcome = DECODE_ERROR
+            try:
+                raw = ct.string_at(data, size)
+                if len(raw) >= SEQ_END:
+                    seq = SEQ.unpack_from(raw, SEQ_OFFSET)[0]
+                    named = cpu_at(raw, cpu_offset)[0]
+                    cpu = named if named in cpus else 0
+                if seq is not None and words[suspects[cpu]] == seq + 1:
+                    words[suspects[cpu]] = 0  # counted by the reader before us
+                    return
+                outcome = ENCODE_ERROR
+                value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
+                outcome = delivery_slot("other")
+                k = (key_of(raw, boot) if key_of is not None else None) or key
+                result = produce(topic, value, k, frame.headers, on_delivery[cpu])
+                outcome = PRODUCED if result is None else result
+                if escaped:
+                    words[bases[cpu] + ESCAPED] += 1
+            except DecodeError:
+                outcome = DECODE_ERROR
+            except Exception:
+                pass  # `outcome` names the stage that failed
+            journals[cpu](seq, bases[cpu] + outcome)
+        except BaseException:
+            words[bases[cpu] + DECODE_ERROR] += 1  # last resort: counted, never raised into ctypes
 
     return on_sample
 

@@ -32,6 +32,7 @@ from ..config import Config
 from ..k8s.resolver import PodResolver
 from ..kafka.sink import Sink
 from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandler
+from ..kernel.ringbuf import RingPoller, SharedRing
 from ..ledger.arena import N_REASONS, SHUTDOWN, Arena, pending
 from ..records import catalog
 from ..records.containers import ContainerResolver
@@ -60,7 +61,9 @@ class Reader:
         supervisor_pid: int = 0,
         drain_only: bool = False,
         schema_ids: Mapping[str, int] | None = None,
+        shared: Sequence[SharedRing] = (),
     ) -> None:
+        """`shared`: the rings of every CPU (kernel/ringbuf.py); reader 0 reads them."""
         self.index = index
         self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
         self.supervisor_pid = supervisor_pid
@@ -69,6 +72,7 @@ class Reader:
         self.perf = perf
         self.arena = arena
         self.rings = [r for r in perf.rings if r.cpu in self.cpus]
+        self.shared = list(shared) if index == 0 else []
         self.ctx = catalog.decode_context(cfg, host, boot_id)
         self.key = host.encode()
         self.containers = ContainerResolver()
@@ -131,6 +135,9 @@ class Reader:
         poller = self.perf.map_in_reader(
             self.rings, lambda ring: self.sample_handler(ring, sink.produce), self.lost_handler
         )
+        shared = [RingPoller(ring, self.shared_handler(ring, sink.produce)) for ring in self.shared]
+        # Block in the perf rings' poll when there are any, else in a shared ring's (never spin).
+        wait = poller.poll if self.rings else shared[0].poll if shared else _sleep_ms
         log.info("reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid())
 
         latency_s = r.max_latency_ms / 1000.0
@@ -141,7 +148,9 @@ class Reader:
                 # librdkafka's idempotent producer cannot continue; a fresh one can
                 log.error("reader_producer_fatal", reader=self.index, error=sink.fatal)
                 return EXIT_PRODUCER_FATAL
-            poller.poll(r.max_latency_ms)
+            wait(r.max_latency_ms)
+            for ring in shared:
+                ring.consume()
             now = time.monotonic()
             if now >= next_drain:
                 # wakeup_events > 1 leaves a lone record waiting for company;
@@ -152,9 +161,9 @@ class Reader:
             if now >= next_clock:
                 self.state.boot_to_wall_ns = boot_to_wall_ns()
                 next_clock = now + 1.0
-        return self._shutdown(poller, sink)
+        return self._shutdown(poller, shared, sink)
 
-    def _shutdown(self, poller: Poller, sink: Sink) -> int:
+    def _shutdown(self, poller: Poller, shared: Sequence[RingPoller], sink: Sink) -> int:
         """Drain the rings (the programs are detached by now), flush, purge, close the books."""
         t0 = time.monotonic()
         timeout = self.cfg.shutdown.timeout_s
@@ -162,6 +171,8 @@ class Reader:
         while True:
             before = self.state.handled
             poller.consume()
+            for ring in shared:
+                ring.consume()
             sink.poll(0)
             if self.state.handled == before or time.monotonic() >= self._give_up_queue_at:
                 break
@@ -184,8 +195,10 @@ class Reader:
         """Count as shutdown whatever Kafka never answered for (no callback came)."""
         words = self.arena.words
         total = 0
-        for ring in self.rings:
-            base = self.arena.base(self.index, ring.type_idx, ring.cpu)
+        blocks = [(ring.type_idx, ring.cpu) for ring in self.rings]
+        blocks += [(ring.type_idx, cpu) for ring in self.shared for cpu in range(self.arena.cpus)]
+        for type_idx, cpu in blocks:
+            base = self.arena.base(self.index, type_idx, cpu)
             left = pending(words[base : base + N_REASONS])
             if left > 0:
                 words[base + SHUTDOWN] += left
@@ -210,8 +223,27 @@ class Reader:
             container_of=self.containers.lookup,
         )
 
+    def shared_handler(self, ring: SharedRing, produce: Produce) -> SampleHandler:
+        return handler.shared_sample_handler(
+            catalog.BY_NAME[ring.event_type],
+            reader=self.index,
+            type_idx=ring.type_idx,
+            arena=self.arena,
+            state=self.state,
+            ctx=self.ctx,
+            produce=produce,
+            topic=self.cfg.kafka.topic(ring.event_type),
+            key=self.key,
+            schema_ids=self.schema_ids,
+            container_of=self.containers.lookup,
+        )
+
     def lost_handler(self, ring: Ring) -> LostHandler:
         return handler.lost_handler(self.arena, self.index, ring.type_idx, ring.cpu)
+
+
+def _sleep_ms(ms: int) -> None:
+    time.sleep(ms / 1000.0)
 
 
 def boot_to_wall_ns() -> int:

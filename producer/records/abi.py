@@ -29,7 +29,18 @@ COMM_LEN = 16
 # ekp_task.flags
 TASK_PPID_UNKNOWN = 1 << 0
 TASK_OWNER_UNKNOWN = 1 << 1
-TASK_FLAGS_ALL = 0x3
+TASK_PROC_UNKNOWN = 1 << 2  # not in the process table (it was full): no identity
+TASK_PARENT_UNKNOWN = 1 << 3  # no parent identity
+TASK_FLAGS_ALL = 0xF
+
+# A processes record is an exec, fork or exit record submitted again: its header's type is
+# EVENT_PROCESSES | (the source type << VIEW_SHIFT) (records/processes.py).
+VIEW_SHIFT = 8
+
+# ekp_proc.flags: the process table (bpf/collector.bpf.c ekp_procs), seeded by kernel/seed.py
+PROC_SEEDED = 1 << 0
+PROC_PARENT_UNKNOWN = 1 << 1
+PROC_PPID_UNKNOWN = 1 << 2
 
 # Filters: the mark of a value in a filter map, the allow-list bits of ekp_filter_config.flags, and the
 # sizes of the maps (the config's limits: producer/config.py refuses longer lists).
@@ -107,6 +118,8 @@ class RecordLayout:
 HEADER = (("hdr.boot_ns", "Q"), ("hdr.seq", "Q"), ("hdr.type", "I"), ("hdr.cpu", "I"))
 TASK = (
     ("task.cgroup_id", "Q"),
+    ("task.start_ns", "Q"),
+    ("task.parent_start_ns", "Q"),
     ("task.pid", "I"),
     ("task.tid", "I"),
     ("task.ppid", "I"),
@@ -122,7 +135,22 @@ SEQ = Struct("<Q")
 SEQ_OFFSET = COMMON.offset("hdr.seq")
 SEQ_END = SEQ_OFFSET + SEQ.size
 
-COUNTERS = RecordLayout("ekp_counters", (("seen", "Q"), ("submit_failed", "Q"), ("filtered", "Q")))
+COUNTERS = RecordLayout(
+    "ekp_counters", (("seen", "Q"), ("submit_failed", "Q"), ("filtered", "Q"), ("untracked", "Q"))
+)
+# The process table's entries (not a record): seeded from /proc by kernel/seed.py.
+PROC = RecordLayout(
+    "ekp_proc",
+    (
+        ("start_ns", "Q"),
+        ("parent_start_ns", "Q"),
+        ("fork_ns", "Q"),
+        ("ppid", "I"),
+        ("flags", "I"),
+        ("comm", f"{COMM_LEN}s"),
+        ("filename", f"{PATH_LEN}s"),
+    ),
+)
 
 
 def event_layout(c_struct: str, *own: tuple[str, str], tail: str | None = None) -> RecordLayout:

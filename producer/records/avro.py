@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .common import Common, DecodeContext
+from .identity import process_id
 
 if TYPE_CHECKING:
     from .containers import ContainerInfo
@@ -94,6 +95,8 @@ class Static:
         self.host_boot = string_(ctx.host.encode()) + string_(ctx.boot_id.encode())
         self.processes: dict[tuple[Any, ...], bytes] = {}  # process fields -> their encoding
         self.containers: dict[int, bytes] = {}  # cgroup id -> its container id, encoded
+        self.boot = ctx.boot  # process ids' boot part
+        self.identities: dict[tuple[Any, ...], bytes] = {}  # (pid, start, ppid, parent start) -> ids
 
     def container(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
         enc = self.containers.get(cgroup_id)
@@ -104,6 +107,20 @@ class Static:
             if info is not None:  # an unknown cgroup may be found later (a new container): not kept
                 self.containers[cgroup_id] = enc
         return enc
+
+    def identity(self, key: tuple[Any, ...]) -> bytes:
+        """process_id and parent_process_id (records/identity.py) of (pid, start, ppid, parent start)."""
+        enc = self.identities.get(key)
+        if enc is None:
+            if len(self.identities) >= self.PROCESS_MEMO:
+                self.identities.clear()
+            pid, start, ppid, parent_start = key
+            enc = self.identities[key] = opt_id(self.boot, start, pid) + opt_id(self.boot, parent_start, ppid)
+        return enc
+
+    def k8s(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
+        """The `k8s` union of a cgroup's records: null until a resolver knows its pod."""
+        return NULL
 
     def process(self, key: tuple[Any, ...], nullable: bool) -> bytes:
         """pid, tid, ppid, uid, gid, comm, cgroup_id of the common fields, encoded."""
@@ -136,6 +153,20 @@ class Static:
         return enc
 
 
+def opt_id(boot: str, start_ns: int | None, pid: int | None) -> bytes:
+    """A process id as the schemas' optional string (null without its start or pid)."""
+    if start_ns is None or pid is None:
+        return NULL
+    return BRANCH1 + string_(process_id(boot, start_ns, pid).encode())
+
+
+def tail(c: Common, static: Static, container_of: ContainerOf) -> bytes:
+    """process_id, parent_process_id and k8s: the fields every process record ends with (schema v2+)."""
+    key = (c.pid, c.start_ns, c.ppid, c.parent_start_ns)
+    ids = static.identities.get(key) or static.identity(key)
+    return ids + static.k8s(c.cgroup_id, container_of)
+
+
 def common(
     c: Common, static: Static, boot_to_wall_ns: int, container_of: ContainerOf, nullable: bool = False
 ) -> list[bytes]:
@@ -145,7 +176,7 @@ def common(
     `nullable`: the tcp schemas, whose process fields are unions with null (the socket's process may be
     unknown); every other schema has them as plain values, always known.
     """
-    boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, _ = c
+    boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, *_ = c
     key = (pid, tid, ppid, uid, gid, comm, cgroup_id)
     # the memo lookups inlined: a method call per record is a measurable part of the fast path
     process = static.processes.get(key) or static.process(key, nullable)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import file_open, process, tcp
-from .abi import COUNTERS, RecordLayout
+from . import file_open, process, processes, tcp
+from .abi import COUNTERS, PROC, RecordLayout
 from .avro import Encoder, EncoderFactory, Static
 from .common import DecodeContext
 
@@ -35,11 +35,17 @@ class Kind(enum.Enum):
     AGGREGATE = "aggregate"  # counts kept in a BPF map, read and published by the supervisor
 
 
+class Buffer(enum.Enum):
+    PERF = "perf"  # a perf buffer per CPU, each read by the reader of its CPU group
+    SHARED = "shared"  # one BPF ring buffer for all CPUs, read by reader 0: one order for every CPU
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventType:
     name: str  # also its topic suffix, schema file and config section
     id: int  # EKP_EVENT_<NAME>: the record header's `type` and the row of ekp_counters
     kind: Kind
+    doc: str  # what one record is: its config section's description
     tracepoints: tuple[str, ...]  # what its programs attach to, besides the always-on ones
     layout: RecordLayout | None = None
     parse: Parser | None = None
@@ -49,6 +55,10 @@ class EventType:
     cflags: Callable[[Any], list[str]] | None = None
     options: Hook | None = None  # its decode options (DecodeContext.option)
     seeds: tuple[str, ...] = ()  # maps the loader fills from /proc before attaching (kernel/seed.py)
+    buffer: Buffer = Buffer.PERF
+    # The message key of a raw record (raw, boot) -> bytes; None: every message is keyed by the host.
+    key: Callable[[bytes, str], bytes | None] | None = None
+    compacted: bool = False  # its topic keeps the latest message per key (cleanup.policy=compact)
 
     def __post_init__(self) -> None:
         stream = (self.layout, self.parse, self.decoder, self.encoder)
@@ -84,12 +94,13 @@ class EventType:
         return self.encoder(Static(ctx, prefix), self.id)
 
 
-def _tcp(name: str, id: int, decoder: Decoder, encoder: EncoderFactory, brief: Brief) -> EventType:
+def _tcp(name: str, id: int, doc: str, decoder: Decoder, encoder: EncoderFactory, brief: Brief) -> EventType:
     """The tcp family's types: one layout and parser, one tracepoint, the listeners seeded from /proc."""
     return EventType(
         name=name,
         id=id,
         kind=Kind.STREAM,
+        doc=doc,
         tracepoints=("sock/inet_sock_set_state",),
         layout=tcp.TCP,
         parse=tcp.parse,
@@ -105,6 +116,7 @@ CATALOG = (
         name="process_exec",
         id=0,
         kind=Kind.STREAM,
+        doc="a program started",
         tracepoints=(
             "syscalls/sys_enter_execve",
             "syscalls/sys_exit_execve",
@@ -123,6 +135,7 @@ CATALOG = (
         name="process_exit",
         id=1,
         kind=Kind.STREAM,
+        doc="a process ended",
         tracepoints=("syscalls/sys_enter_exit_group", "syscalls/sys_enter_exit", "signal/signal_deliver"),
         layout=process.EXIT,
         parse=process.parse_exit,
@@ -134,6 +147,7 @@ CATALOG = (
         name="process_fork",
         id=2,
         kind=Kind.STREAM,
+        doc="a process forked",
         tracepoints=(),  # sched_process_fork is always attached (it feeds every record's ppid)
         layout=process.FORK,
         parse=process.parse_fork,
@@ -145,6 +159,7 @@ CATALOG = (
         name="file_open",
         id=3,
         kind=Kind.STREAM,
+        doc="a file was opened",
         tracepoints=(
             "syscalls/sys_enter_openat",
             "syscalls/sys_exit_openat",
@@ -158,17 +173,53 @@ CATALOG = (
         brief=file_open.brief,
         cflags=file_open.cflags,
     ),
-    _tcp("tcp_connect", 4, tcp.decode, tcp.encoder, tcp.brief_connect),
-    _tcp("tcp_accept", 5, tcp.decode, tcp.encoder, tcp.brief_accept),
-    _tcp("tcp_close", 6, tcp.decode_close, tcp.close_encoder, tcp.brief_close),
+    _tcp("tcp_connect", 4, "an outbound TCP connection", tcp.decode, tcp.encoder, tcp.brief_connect),
+    _tcp("tcp_accept", 5, "an inbound TCP connection", tcp.decode, tcp.encoder, tcp.brief_accept),
+    _tcp("tcp_close", 6, "a TCP connection closed", tcp.decode_close, tcp.close_encoder, tcp.brief_close),
     # records/syscall_counts.py reads its map; producer/ledger/aggregate.py publishes it
-    EventType(name="syscall_counts", id=7, kind=Kind.AGGREGATE, tracepoints=("raw_syscalls/sys_enter",)),
+    EventType(
+        name="syscall_counts",
+        id=7,
+        kind=Kind.AGGREGATE,
+        doc="syscalls counted per cgroup and interval",
+        tracepoints=("raw_syscalls/sys_enter",),
+    ),
+    EventType(
+        name="processes",
+        id=8,
+        kind=Kind.STREAM,
+        doc="the process table: an entry per exec, fork and exit, and the processes alive at start",
+        tracepoints=(  # exec and exit: fork is always attached
+            "syscalls/sys_enter_execve",
+            "syscalls/sys_exit_execve",
+            "syscalls/sys_enter_execveat",
+            "syscalls/sys_exit_execveat",
+            "syscalls/sys_enter_exit_group",
+            "syscalls/sys_enter_exit",
+            "signal/signal_deliver",
+        ),
+        layout=process.EXEC,  # its records are exec, fork and exit records (processes.py); EXEC the largest
+        parse=processes.parse,
+        decoder=processes.decode,
+        encoder=processes.encoder,
+        brief=processes.brief,
+        cflags=processes.cflags,
+        seeds=("processes",),
+        buffer=Buffer.SHARED,
+        key=processes.key,
+        compacted=True,
+    ),
 )
 
-# Attached whatever is enabled: they track parents, start times and threads for every record.
+# Attached whatever is enabled: they keep the process table (identity, parents, programs) of every
+# record, and tell threads from processes.
 BASE_TRACEPOINTS = (
     "sched/sched_process_fork",
     "sched/sched_process_exit",
+    "syscalls/sys_enter_execve",
+    "syscalls/sys_exit_execve",
+    "syscalls/sys_enter_execveat",
+    "syscalls/sys_exit_execveat",
     "syscalls/sys_enter_clone",
     "syscalls/sys_exit_clone",
     "syscalls/sys_enter_clone3",
@@ -186,7 +237,10 @@ STREAMS = tuple(e for e in CATALOG if e.kind is Kind.STREAM)
 STREAM_TYPES = tuple(e.name for e in STREAMS)
 LAYOUTS = {e.name: e.layout for e in STREAMS if e.layout is not None}
 # The BPF map whose value type is each mirrored struct (bpf/*): what the loader checks at start.
-LAYOUT_MAPS = {layout.map_name: layout for layout in (*dict.fromkeys(LAYOUTS.values()), COUNTERS)}
+LAYOUT_MAPS = {
+    layout.map_name: layout
+    for layout in (*dict.fromkeys(LAYOUTS.values()), process.EXIT, process.FORK, COUNTERS, PROC)
+}
 DECODERS = {e.name: e.decode for e in STREAMS}
 TRACEPOINTS = {e.name: e.tracepoints for e in CATALOG}
 BRIEF = {e.name: e.brief for e in CATALOG if e.brief is not None}

@@ -20,8 +20,11 @@ from .abi import (
     PID_MAX_LIMIT,
     TASK_FLAGS_ALL,
     TASK_OWNER_UNKNOWN,
+    TASK_PARENT_UNKNOWN,
     TASK_PPID_UNKNOWN,
+    TASK_PROC_UNKNOWN,
 )
+from .identity import boot_tag, process_id
 
 T = TypeVar("T")
 new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
@@ -41,6 +44,11 @@ class DecodeContext:
     boot_id: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def boot(self) -> str:
+        """The boot part of process ids (records/identity.py)."""
+        return boot_tag(self.boot_id)
+
     def option(self, event_type: str, kind: type[T]) -> T:
         """The options of `event_type` (its defaults when none were given)."""
         value = self.options.get(event_type)
@@ -53,7 +61,9 @@ class DecodeContext:
 
 class Common(NamedTuple):
     """Header and task of a record. The process fields are None only for tcp records whose socket's
-    process was not seen; ppid also when the parent was not tracked."""
+    process was not seen; ppid also when the parent was not tracked. start_ns (with pid, the
+    identity: records/identity.py) is None when the process was not in the kernel's process table,
+    parent_start_ns also when the parent's image is not known."""
 
     boot_ns: int
     seq: int
@@ -66,6 +76,8 @@ class Common(NamedTuple):
     comm: bytes | None
     cgroup_id: int
     escaped: bool
+    start_ns: int | None
+    parent_start_ns: int | None
 
 
 def clean_utf8(b: bytes) -> tuple[bytes, bool]:
@@ -99,9 +111,22 @@ def parse_common(
     """Header and task of any record, validated. `fixed_size`: the record's fixed part, all of it required."""
     if len(raw) < fixed_size:
         raise DecodeError(f"truncated: {len(raw)} bytes, the fixed part alone is {fixed_size}")
-    (boot_ns, seq, typ, hdr_cpu, cgroup_id, pid, tid, ppid, uid, gid, tflags, comm_b) = _COMMON.unpack_from(
-        raw
-    )
+    (
+        boot_ns,
+        seq,
+        typ,
+        hdr_cpu,
+        cgroup_id,
+        start_ns,
+        parent_start_ns,
+        pid,
+        tid,
+        ppid,
+        uid,
+        gid,
+        tflags,
+        comm_b,
+    ) = _COMMON.unpack_from(raw)
     if typ != type_id:
         raise DecodeError(f"type {typ} in a buffer of type {type_id}")
     if hdr_cpu != cpu:
@@ -113,7 +138,9 @@ def parse_common(
     if tflags & TASK_OWNER_UNKNOWN:
         if not owner_may_be_unknown:
             raise DecodeError("owner-unknown flag on a record that always has its process")
-        return new(Common, (boot_ns, seq, cpu, None, None, None, None, None, None, cgroup_id, False))
+        return new(
+            Common, (boot_ns, seq, cpu, None, None, None, None, None, None, cgroup_id, False, None, None)
+        )
     if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT:
         raise DecodeError(f"pid {pid} / tid {tid} out of range")
     if ppid > PID_MAX_LIMIT:
@@ -128,7 +155,18 @@ def parse_common(
         comm, escaped = clean_utf8(comm)
     if tflags & TASK_PPID_UNKNOWN:
         ppid = None
-    return new(Common, (boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, escaped))
+    if tflags & TASK_PROC_UNKNOWN:
+        start = parent_start = None
+    else:
+        # an image starts before its records, and its parent's before it
+        if not 0 < start_ns <= boot_ns or parent_start_ns > start_ns:
+            raise DecodeError(f"identity times {start_ns}/{parent_start_ns} out of order (event {boot_ns})")
+        start = start_ns
+        parent_start = None if tflags & TASK_PARENT_UNKNOWN else parent_start_ns
+    return new(
+        Common,
+        (boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start, parent_start),
+    )
 
 
 def common_dict(c: Common, ctx: DecodeContext, boot_to_wall_ns: int) -> dict[str, Any]:
@@ -149,4 +187,19 @@ def common_dict(c: Common, ctx: DecodeContext, boot_to_wall_ns: int) -> dict[str
         "cgroup_id": c.cgroup_id,
         "container_id": None,  # filled by the reader's container resolver
         "strings_escaped": c.escaped,  # a family with strings of its own ORs them in
+        **identity_dict(c, ctx),
+        "k8s": None,  # filled by the reader's Kubernetes resolver
+    }
+
+
+def identity_dict(c: Common, ctx: DecodeContext) -> dict[str, str | None]:
+    """process_id and parent_process_id of a record's process (None where not known)."""
+    boot = ctx.boot
+    return {
+        "process_id": None if c.pid is None or c.start_ns is None else process_id(boot, c.start_ns, c.pid),
+        "parent_process_id": (
+            None
+            if c.ppid is None or c.parent_start_ns is None
+            else process_id(boot, c.parent_start_ns, c.ppid)
+        ),
     }

@@ -24,6 +24,7 @@ from .avro import (
     opt_long,
     opt_string,
     string_,
+    tail,
 )
 from .avro import common as encode_common
 from .common import Common, DecodeContext, clean_utf8, common_dict, cstr, new, parse_common
@@ -187,6 +188,7 @@ def encoder(static: Static, type_id: int) -> Encoder:
             opt_long(mode),
             *result,
             BOOLEAN[escaped],
+            tail(c, static, container_of),
         ]
         return b"".join(out), escaped
 

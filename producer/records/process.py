@@ -1,5 +1,9 @@
 """The process family: process_exec, process_exit, process_fork.
 
+Every record carries the identity of its process's image and of its parent's (records/identity.py),
+from the kernel's process table. An exec starts a new identity (the record says which image it
+replaced, and names the parent's program); a fork's record names the child's new identity.
+
 For each: its record layout (the mirror of struct ekp_process_* in bpf/events.h) and flags, the
 parser that validates a raw record into a typed result, the reference decoder (-> the dict
 fastavro encodes), the fast Avro encoder (records/avro.py) and the `tail --format brief` line.
@@ -12,7 +16,7 @@ import signal
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import DecodeError
-from .abi import COMMON_SIZE, PATH_LEN, PID_MAX_LIMIT, event_layout
+from .abi import COMM_LEN, COMMON_SIZE, PATH_LEN, PID_MAX_LIMIT, event_layout
 from .avro import (
     BOOLEAN,
     BRANCH1,
@@ -23,19 +27,24 @@ from .avro import (
     Encoder,
     Static,
     long_,
+    opt_id,
     opt_long,
     opt_string,
     string_,
+    tail,
 )
 from .avro import common as encode_common
 from .common import Common, DecodeContext, clean_utf8, common_dict, cstr, new, parse_common
+from .identity import process_id
 
 # process_exec flags
 EXEC_ARGV_TRUNCATED = 1 << 0
 EXEC_ARG_TRUNCATED = 1 << 1
 EXEC_FILENAME_TRUNCATED = 1 << 2
 EXEC_ARGV_MISSING = 1 << 3
-EXEC_FLAGS_ALL = 0xF
+EXEC_PREV_KNOWN = 1 << 4
+EXEC_PARENT_KNOWN = 1 << 5
+EXEC_FLAGS_ALL = 0x3F
 
 # process_exit flags
 EXIT_CODE_KNOWN = 1 << 0
@@ -43,20 +52,39 @@ EXIT_SIGNALED = 1 << 1
 EXIT_START_KNOWN = 1 << 2
 EXIT_FLAGS_ALL = 0x7
 
+# process_fork flags
+FORK_UNTRACKED = 1 << 0  # the child is not in the (full) process table: it has no identity
+FORK_FLAGS_ALL = 0x1
+
 EXEC = event_layout(
     "ekp_process_exec",
+    ("prev_start_ns", "Q"),
     ("retval", "i"),
     ("flags", "I"),
     ("args_count", "H"),
     ("args_size", "H"),
     ("_pad", "I"),
     ("filename", f"{PATH_LEN}s"),
+    ("parent_comm", f"{COMM_LEN}s"),
+    ("parent_filename", f"{PATH_LEN}s"),
     tail="args",
 )
 EXIT = event_layout(
-    "ekp_process_exit", ("start_ns", "Q"), ("exit_code", "i"), ("signal", "I"), ("flags", "I"), ("_pad", "I")
+    "ekp_process_exit",
+    ("fork_ns", "Q"),
+    ("exit_code", "i"),
+    ("signal", "I"),
+    ("flags", "I"),
+    ("_pad", "I"),
+    ("filename", f"{PATH_LEN}s"),
 )
-FORK = event_layout("ekp_process_fork", ("child_pid", "I"), ("_pad", "I"))
+FORK = event_layout(
+    "ekp_process_fork",
+    ("child_start_ns", "Q"),
+    ("child_pid", "I"),
+    ("flags", "I"),
+    ("filename", f"{PATH_LEN}s"),
+)
 
 _EXEC_SIZE, _EXEC_OWN = EXEC.struct.size, EXEC.own
 _EXIT_SIZE, _EXIT_OWN = EXIT.struct.size, EXIT.own
@@ -102,15 +130,30 @@ class Exec(NamedTuple):
     argv_truncated: bool
     filename_truncated: bool
     argv_missing: bool
-    escaped: bool  # in comm, filename or argv
+    escaped: bool  # in comm, filename, argv or the parent's names
     retval: int
+    previous_start_ns: int | None  # the image this exec replaced (same pid)
+    parent_filename: bytes | None  # the parent's image, when it is still the one that forked us
+    parent_comm: bytes | None
+
+
+def _name(raw: bytes, what: str) -> tuple[bytes | None, bool]:
+    """A C string that may be empty ("" = not known -> None), as clean UTF-8."""
+    b = cstr(raw, what)
+    if not b:
+        return None, False
+    return clean_utf8(b)
 
 
 def parse_exec(raw: bytes, cpu: int, type_id: int, opts: ExecOptions) -> Exec:
     c = parse_common(raw, cpu, _EXEC_SIZE, type_id)
-    retval, flags, args_count, args_size, _pad, filename_b = _EXEC_OWN.unpack_from(raw, COMMON_SIZE)
+    prev, retval, flags, args_count, args_size, _pad, filename_b, pcomm_b, pfile_b = _EXEC_OWN.unpack_from(
+        raw, COMMON_SIZE
+    )
     if flags & ~EXEC_FLAGS_ALL:
         raise DecodeError(f"unknown flags {flags:#x}")
+    if flags & EXEC_PREV_KNOWN and (c.start_ns is None or not 0 < prev < c.start_ns):
+        raise DecodeError(f"replaced image's start {prev} not before this one's {c.start_ns}")
     if retval > 0 or (retval < 0 and not opts.include_failed):
         raise DecodeError(f"retval {retval} for a filter that passes only successful execs")
     max_args, max_arg_len = opts.max_args, opts.max_arg_len
@@ -139,6 +182,11 @@ def parse_exec(raw: bytes, cpu: int, type_id: int, opts: ExecOptions) -> Exec:
     elif args_count:
         raise DecodeError(f"argv: args_count {args_count} with no bytes")
     filename, e2 = clean_utf8(cstr(filename_b, "filename"))
+    pfile = pcomm = None
+    e3 = e4 = False
+    if flags & EXEC_PARENT_KNOWN:
+        pfile, e3 = _name(pfile_b, "parent_filename")
+        pcomm, e4 = _name(pcomm_b, "parent_comm")
     return new(
         Exec,
         (
@@ -148,8 +196,11 @@ def parse_exec(raw: bytes, cpu: int, type_id: int, opts: ExecOptions) -> Exec:
             bool(flags & (EXEC_ARGV_TRUNCATED | EXEC_ARG_TRUNCATED)),
             bool(flags & EXEC_FILENAME_TRUNCATED),
             bool(flags & EXEC_ARGV_MISSING),
-            escaped or e2,
+            escaped or e2 or e3 or e4,
             retval,
+            prev if flags & EXEC_PREV_KNOWN else None,
+            pfile,
+            pcomm,
         ),
     )
 
@@ -172,19 +223,26 @@ def decode_exec(
             "argv_missing": p.argv_missing,
             "strings_escaped": p.escaped,
             "retval": p.retval,
+            "previous_process_id": _id(ctx, p.previous_start_ns, p.common.pid),
+            "parent_filename": None if p.parent_filename is None else p.parent_filename.decode(),
+            "parent_comm": None if p.parent_comm is None else p.parent_comm.decode(),
         }
     )
     return rec
+
+
+def _id(ctx: DecodeContext, start_ns: int | None, pid: int | None) -> str | None:
+    return None if start_ns is None or pid is None else process_id(ctx.boot, start_ns, pid)
 
 
 def exec_encoder(static: Static, type_id: int) -> Encoder:
     opts = static.ctx.option("process_exec", ExecOptions)
 
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
-        c, filename, argv, argv_trunc, fn_trunc, missing, escaped, retval = parse_exec(
+        c, filename, argv, argv_trunc, fn_trunc, missing, escaped, retval, prev, pfile, pcomm = parse_exec(
             raw, cpu, type_id, opts
         )
-        boot_ns, seq, _cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, _ = c
+        boot_ns, seq, _cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, *_ = c
         assert pid is not None and uid is not None and gid is not None and comm is not None
         # process_exec keeps its v1 field order; tid and container_id (v2) come last
         out = [
@@ -214,6 +272,10 @@ def exec_encoder(static: Static, type_id: int) -> Encoder:
             long_(cgroup_id),
             opt_long(tid),
             static.containers.get(cgroup_id) or static.container(cgroup_id, container_of),
+            tail(c, static, container_of),
+            opt_id(static.boot, prev, pid),
+            opt_string(pfile),
+            opt_string(pcomm),
         ]
         return b"".join(out), escaped
 
@@ -221,7 +283,8 @@ def exec_encoder(static: Static, type_id: int) -> Encoder:
 
 
 def brief_exec(v: dict[str, Any]) -> str:
-    return f"ppid={v['ppid']} uid={v['uid']} argv={' '.join(v['argv'])!r}"
+    parent = f" parent={v['parent_comm']}" if v.get("parent_comm") else ""
+    return f"ppid={v['ppid']}{parent} uid={v['uid']} argv={' '.join(v['argv'])!r} id={v.get('process_id')}"
 
 
 # -- process_exit ------------------------------------------------------------------------------------
@@ -231,7 +294,9 @@ class Exit(NamedTuple):
     common: Common
     exit_code: int | None
     signal: int | None
-    start_ns: int | None
+    fork_ns: int | None  # when the process started (its fork, or /proc): its lifetime
+    filename: bytes | None  # the program of the image that ended
+    escaped: bool
 
 
 def signal_name(sig: int) -> str | None:
@@ -243,22 +308,25 @@ def signal_name(sig: int) -> str | None:
 
 def parse_exit(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Exit:
     c = parse_common(raw, cpu, _EXIT_SIZE, type_id)
-    start_ns, exit_code, sig, flags, _pad = _EXIT_OWN.unpack_from(raw, COMMON_SIZE)
+    fork_ns, exit_code, sig, flags, _pad, filename_b = _EXIT_OWN.unpack_from(raw, COMMON_SIZE)
     if flags & ~EXIT_FLAGS_ALL or (flags & EXIT_CODE_KNOWN and flags & EXIT_SIGNALED):
         raise DecodeError(f"bad flags {flags:#x}")
     if flags & EXIT_CODE_KNOWN and not 0 <= exit_code <= 255:
         raise DecodeError(f"exit code {exit_code} out of range")
     if flags & EXIT_SIGNALED and not 1 <= sig <= 64:
         raise DecodeError(f"signal {sig} out of range")
-    if flags & EXIT_START_KNOWN and start_ns > c.boot_ns:
+    if flags & EXIT_START_KNOWN and fork_ns > c.boot_ns:
         raise DecodeError("the process started after it exited")
+    filename, e2 = _name(filename_b, "filename")
     return new(
         Exit,
         (
             c,
             exit_code if flags & EXIT_CODE_KNOWN else None,
             sig if flags & EXIT_SIGNALED else None,
-            start_ns if flags & EXIT_START_KNOWN else None,
+            fork_ns if flags & EXIT_START_KNOWN else None,
+            filename,
+            c.escaped or e2,
         ),
     )
 
@@ -266,7 +334,7 @@ def parse_exit(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Exit
 def decode_exit(
     raw: bytes, cpu: int, type_id: int, ctx: DecodeContext, boot_to_wall_ns: int
 ) -> dict[str, Any]:
-    c, exit_code, sig, start_ns = parse_exit(raw, cpu, type_id)
+    c, exit_code, sig, start_ns, filename, escaped = parse_exit(raw, cpu, type_id)
     rec = common_dict(c, ctx, boot_to_wall_ns)
     rec.update(
         {
@@ -275,6 +343,8 @@ def decode_exit(
             "signal_name": None if sig is None else signal_name(sig),
             "start_time": None if start_ns is None else (start_ns + boot_to_wall_ns) // 1000,
             "lifetime_ns": None if start_ns is None else c.boot_ns - start_ns,
+            "strings_escaped": escaped,
+            "filename": None if filename is None else filename.decode(),
         }
     )
     return rec
@@ -282,7 +352,7 @@ def decode_exit(
 
 def exit_encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
-        c, exit_code, sig, start_ns = parse_exit(raw, cpu, type_id)
+        c, exit_code, sig, start_ns, filename, escaped = parse_exit(raw, cpu, type_id)
         out = encode_common(c, static, boot_to_wall_ns, container_of)
         out += [
             NULL if exit_code is None else BRANCH1 + long_(exit_code),
@@ -290,9 +360,11 @@ def exit_encoder(static: Static, type_id: int) -> Encoder:
             NULL if sig is None else _signal_name(sig),
             NULL if start_ns is None else BRANCH1 + long_((start_ns + boot_to_wall_ns) // 1000),
             NULL if start_ns is None else BRANCH1 + long_(c.boot_ns - start_ns),
-            BOOLEAN[c.escaped],
+            BOOLEAN[escaped],
+            tail(c, static, container_of),
+            opt_string(filename),
         ]
-        return b"".join(out), c.escaped
+        return b"".join(out), escaped
 
     return encode
 
@@ -317,30 +389,47 @@ def brief_exit(v: dict[str, Any]) -> str:
 class Fork(NamedTuple):
     common: Common  # the parent's
     child_pid: int
+    child_start_ns: int | None  # the child's identity; None when the process table had no room
+    filename: bytes | None  # the program parent and child run (the processes topic's entry)
+    escaped: bool  # in comm or filename
 
 
 def parse_fork(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Fork:
     c = parse_common(raw, cpu, _FORK_SIZE, type_id)
-    child_pid, _pad = _FORK_OWN.unpack_from(raw, COMMON_SIZE)
+    child_start, child_pid, flags, filename_b = _FORK_OWN.unpack_from(raw, COMMON_SIZE)
     if not 0 < child_pid <= PID_MAX_LIMIT:
         raise DecodeError(f"child pid {child_pid} out of range")
-    return new(Fork, (c, child_pid))
+    if flags & ~FORK_FLAGS_ALL:
+        raise DecodeError(f"unknown flags {flags:#x}")
+    if not flags & FORK_UNTRACKED and not 0 < child_start <= c.boot_ns:
+        raise DecodeError(f"child start {child_start} out of range")
+    filename, e2 = _name(filename_b, "filename")
+    return new(
+        Fork,
+        (c, child_pid, None if flags & FORK_UNTRACKED else child_start, filename, c.escaped or e2),
+    )
 
 
 def decode_fork(
     raw: bytes, cpu: int, type_id: int, ctx: DecodeContext, boot_to_wall_ns: int
 ) -> dict[str, Any]:
-    c, child_pid = parse_fork(raw, cpu, type_id)
-    rec = common_dict(c, ctx, boot_to_wall_ns)
-    rec["child_pid"] = child_pid
+    p = parse_fork(raw, cpu, type_id)
+    rec = common_dict(p.common, ctx, boot_to_wall_ns)
+    rec["child_pid"] = p.child_pid
+    rec["child_process_id"] = _id(ctx, p.child_start_ns, p.child_pid)
     return rec
 
 
 def fork_encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
-        c, child_pid = parse_fork(raw, cpu, type_id)
+        c, child_pid, child_start, _filename, _escaped = parse_fork(raw, cpu, type_id)
         out = encode_common(c, static, boot_to_wall_ns, container_of)
-        out += [long_(child_pid), BOOLEAN[c.escaped]]
+        out += [
+            long_(child_pid),
+            BOOLEAN[c.escaped],
+            tail(c, static, container_of),
+            opt_id(static.boot, child_start, child_pid),
+        ]
         return b"".join(out), c.escaped
 
     return encode

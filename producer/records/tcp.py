@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..errors import DecodeError
 from .abi import COMMON_SIZE, event_layout
-from .avro import BOOLEAN, ContainerOf, Encoder, Static, long_, string_
+from .avro import BOOLEAN, ContainerOf, Encoder, Static, long_, string_, tail
 from .avro import common as encode_common
 from .common import Common, DecodeContext, common_dict, new, parse_common
 
@@ -119,6 +119,7 @@ def _encoder(static: Static, type_id: int, closing: bool) -> Encoder:
         if closing:
             out += [_ENCODED[direction], long_(c.boot_ns - est)]
         out.append(BOOLEAN[c.escaped])
+        out.append(tail(c, static, container_of))
         return b"".join(out), c.escaped
 
     return encode

@@ -24,6 +24,8 @@ BOUNDARY: dict[str, int] = {
     "seq": 2**63 - 1,
     "cgroup_id": 2**63 - 1,
     "boot_ns": 2**62,
+    "start_ns": 2**62,  # an image may start in the very nanosecond of its record
+    "parent_start_ns": 2**62,
 }
 # The decode context of the defaults (max_args 32, max_arg_len 128, failed execs not included).
 CTX = catalog.decode_context(config.validate({}), "node-1", "b00t")
@@ -44,14 +46,21 @@ def common(
     task_flags: int = 0,
     comm: bytes = b"sh",
     type_id: int | None = None,
+    start_ns: int | None = None,
+    parent_start_ns: int | None = None,
 ) -> dict[str, Any]:
-    """The header and task of a record, by C field path."""
+    """The header and task of a record, by C field path (an identity by default: start_ns and
+    parent_start_ns before the event's boot_ns)."""
+    start = max(1, boot_ns // 2) if start_ns is None else start_ns
+    parent_start = start // 2 if parent_start_ns is None else parent_start_ns
     return {
         "hdr.boot_ns": boot_ns,
         "hdr.seq": seq,
         "hdr.type": catalog.BY_NAME[type_name].id if type_id is None else type_id,
         "hdr.cpu": cpu,
         "task.cgroup_id": cgroup_id,
+        "task.start_ns": start,
+        "task.parent_start_ns": parent_start,
         "task.pid": pid,
         "task.tid": pid if tid is None else tid,
         "task.ppid": ppid,
@@ -66,17 +75,25 @@ def exec_record(
     *,
     type_name: str = "process_exec",
     retval: int = 0,
-    flags: int = 0,
+    flags: int = process.EXEC_PREV_KNOWN | process.EXEC_PARENT_KNOWN,
     filename: bytes = b"/bin/sh",
     argv: list[bytes] | None = None,
     args_count: int | None = None,
     args_size: int | None = None,
     pad: int = 4,
+    prev_start_ns: int | None = None,
+    parent_filename: bytes = b"/usr/bin/bash",
+    parent_comm: bytes = b"bash",
     **kw: Any,
 ) -> bytes:
+    """flags: by default the replaced image and the parent's program are known."""
     argv = [b"/bin/sh", b"-c", b"exit 0"] if argv is None else argv
     blob = b"".join(a + b"\0" for a in argv)
+    task = common(type_name, **kw)
     own = {
+        "prev_start_ns": max(1, task["task.start_ns"] // 2) if prev_start_ns is None else prev_start_ns,
+        "parent_filename": parent_filename,
+        "parent_comm": parent_comm,
         "retval": retval,
         "flags": flags,
         "args_count": len(argv) if args_count is None else args_count,
@@ -84,24 +101,47 @@ def exec_record(
         "filename": filename,
     }
     # perf pads raw samples to 8 bytes; the decoder must rely on args_size, not on the length
-    return process.EXEC.pack({**common(type_name, **kw), **own}) + blob + b"\0" * pad
+    return process.EXEC.pack({**task, **own}) + blob + b"\0" * pad
 
 
 def exit_record(
     *,
     type_name: str = "process_exit",
-    start_ns: int = 1_000_000_000,
+    fork_ns: int | None = None,
     exit_code: int = 0,
     signal: int = 0,
     flags: int = process.EXIT_CODE_KNOWN | process.EXIT_START_KNOWN,
+    filename: bytes = b"/bin/sh",
     **kw: Any,
 ) -> bytes:
-    own = {"start_ns": start_ns, "exit_code": exit_code, "signal": signal, "flags": flags}
-    return process.EXIT.pack({**common(type_name, **kw), **own})
+    task = common(type_name, **kw)
+    fork = task["task.start_ns"] if fork_ns is None else fork_ns
+    own = {"fork_ns": fork, "exit_code": exit_code, "signal": signal, "flags": flags, "filename": filename}
+    return process.EXIT.pack({**task, **own})
 
 
-def fork_record(*, type_name: str = "process_fork", child_pid: int = 4243, **kw: Any) -> bytes:
-    return process.FORK.pack({**common(type_name, **kw), "child_pid": child_pid})
+def fork_record(
+    *,
+    type_name: str = "process_fork",
+    child_pid: int = 4243,
+    child_start_ns: int | None = None,
+    flags: int = 0,
+    filename: bytes = b"/usr/bin/bash",
+    **kw: Any,
+) -> bytes:
+    task = common(type_name, **kw)
+    child_start = task["hdr.boot_ns"] if child_start_ns is None else child_start_ns
+    own = {"child_pid": child_pid, "child_start_ns": child_start, "flags": flags, "filename": filename}
+    return process.FORK.pack({**task, **own})
+
+
+def processes_record(*, view: str = "process_exec", **kw: Any) -> bytes:
+    """A processes record: an exec, fork or exit record, its type EVENT_PROCESSES | source << VIEW_SHIFT."""
+    source = catalog.BY_NAME[view].id
+    kw.setdefault("type_id", catalog.BY_NAME["processes"].id | source << abi.VIEW_SHIFT)
+    kw.pop("type_name", None)
+    build = {"process_exec": exec_record, "process_fork": fork_record, "process_exit": exit_record}[view]
+    return build(type_name=view, **kw)
 
 
 def open_record(
@@ -167,5 +207,6 @@ _BY_LAYOUT: dict[RecordLayout, Callable[..., bytes]] = {
 BUILDERS: dict[str, Callable[..., bytes]] = {
     e.name: functools.partial(_BY_LAYOUT[e.layout], type_name=e.name)
     for e in catalog.STREAMS
-    if e.layout in _BY_LAYOUT
+    if e.layout in _BY_LAYOUT and e.buffer is catalog.Buffer.PERF
 }
+BUILDERS["processes"] = processes_record

@@ -57,10 +57,10 @@ def test_kinds_are_an_enum_not_a_name() -> None:
 def test_aggregates_have_no_record_codecs() -> None:
     with pytest.raises(TypeError, match="an aggregate has no record layout"):
         catalog.EventType(
-            name="x", id=99, kind=Kind.AGGREGATE, tracepoints=(), layout=catalog.LAYOUTS["tcp_close"]
+            name="x", id=99, kind=Kind.AGGREGATE, doc="x", tracepoints=(), layout=catalog.LAYOUTS["tcp_close"]
         )
     with pytest.raises(TypeError, match="a stream needs"):
-        catalog.EventType(name="x", id=99, kind=Kind.STREAM, tracepoints=())
+        catalog.EventType(name="x", id=99, kind=Kind.STREAM, doc="x", tracepoints=())
 
 
 def test_every_package_is_in_the_wheel() -> None:

@@ -302,5 +302,6 @@ def test_empty_sections_are_their_defaults() -> None:
 
 def test_streams_and_enabled_types() -> None:
     cfg = config.validate({"events": {"syscall_counts": {"enabled": True}}})
-    assert cfg.events.enabled_types() == (*cfg.events.streams(), "syscall_counts")
+    # in catalog order: syscall_counts between the perf streams and the processes stream
+    assert cfg.events.enabled_types() == (*cfg.events.streams()[:-1], "syscall_counts", "processes")
     assert "syscall_counts" not in cfg.events.streams()

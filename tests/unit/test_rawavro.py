@@ -126,7 +126,7 @@ def test_fuzz_exec(c: dict[str, Any], argv: list[bytes], filename: bytes, flags:
     st.integers(0, 10**9),
 )
 def test_fuzz_exit(c: dict[str, Any], code: int, sig: int, flags: int, start: int) -> None:
-    assert_same("process_exit", exit_record(exit_code=code, signal=sig, flags=flags, start_ns=start, **c))
+    assert_same("process_exit", exit_record(exit_code=code, signal=sig, flags=flags, fork_ns=start, **c))
 
 
 @settings(max_examples=200, deadline=None)
