@@ -54,6 +54,10 @@ class Accounting:
         self.seeded = seeded
         self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
         self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
+        self.containers: ContainersTopic | None = None
+        if cfg.k8s.enabled:
+            self.containers = ContainersTopic(cfg, self.publisher, host, schema_ids, on_pid=on_watcher_pid)
+            self.containers.start()
         self.syscalls: SyscallCounts | None = None
         if _SYSCALL_COUNTS.enabled(cfg):
             self.syscalls = SyscallCounts(
@@ -65,11 +69,8 @@ class Accounting:
                 resolver,
                 _SYSCALL_COUNTS.section(cfg).interval_s,
                 schema_ids,
+                k8s_of=self.containers.k8s_of if self.containers is not None else lambda _cid: None,
             )
-        self.containers: ContainersTopic | None = None
-        if cfg.k8s.enabled:
-            self.containers = ContainersTopic(cfg, self.publisher, host, schema_ids, on_pid=on_watcher_pid)
-            self.containers.start()
 
     def snapshot(self) -> Snapshot:
         snap = self.ledger.snapshot(self.kernel.read)

@@ -221,6 +221,7 @@ class Reader:
             key=self.key,
             schema_ids=self.schema_ids,
             container_of=self.containers.lookup,
+            pods=self.pods,
         )
 
     def shared_handler(self, ring: SharedRing, produce: Produce) -> SampleHandler:
@@ -236,6 +237,7 @@ class Reader:
             key=self.key,
             schema_ids=self.schema_ids,
             container_of=self.containers.lookup,
+            pods=self.pods,
         )
 
     def lost_handler(self, ring: Ring) -> LostHandler:

@@ -17,11 +17,14 @@ import pytest
 from producer.config import K8sConfig
 from producer.k8s.resolver import PodResolver
 from producer.kernel.procfs import cgroup2_mount
-from producer.records import codec
+from producer.ledger.arena import K8S_UNRESOLVED
+from producer.reader.pods import RingPods
+from producer.records import catalog, codec
 from producer.records.avro import NULL
 from producer.records.containers import ContainerInfo, container_of
 from tests.cri.pods import BUSYBOX, Containerd, CriPods, PodSpec, RunningPod, remove_pod_cgroups
 from tests.cri.test_cri_client import API, WEB
+from tests.support.records import CTX, exec_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.cri]
 
@@ -166,6 +169,36 @@ def test_a_removed_container_is_kept_for_retain_s(
     kept = time.monotonic() - before
     assert kept >= 2.0, kept
     print(f"removal took {removed:.2f} s, forgotten {kept:.2f} s after it began (retain_s 2)")
+
+
+def test_an_exited_container_attaches_for_60_s_by_default(
+    cri_pods: CriPods, resolver_of: Callable[..., PodResolver]
+) -> None:
+    """With the default retain_s (60 s): a record of a container that exited and was removed, built a
+    minute later (a reader behind on its ring), still carries its pod; after that, null."""
+    r = resolver_of(refresh_s=1.0)  # retain_s: K8sConfig's default
+    assert r.cfg.retain_s == 60.0
+    pod = cri_pods.run(PodSpec(name="gone-0", namespace="batch", labels={}, command=("sleep", "1")))
+    cg = cgroup_of(pod)
+    wait_for(lambda: cg in r.encoded, 5.0, "resolved")
+    cri_pods.wait_exited(pod.container_id)
+    cri_pods.remove(pod)  # container, sandbox and cgroups gone; the runtime lists neither any more
+    gone_at = time.monotonic()
+    words = [0] * 16
+    encode = catalog.BY_NAME["process_exec"].fast_encoder(CTX, pods=RingPods(r, words, K8S_UNRESOLVED))
+    schema = codec.load_schema("process_exec")
+
+    def k8s_of_a_record() -> dict[str, Any] | None:
+        body, _ = encode(exec_record(cgroup_id=cg), 0, 0, lambda _cg: None)
+        return codec.decode(schema.header + body, {schema.fingerprint: schema})[1]["k8s"]  # type: ignore[no-any-return]
+
+    time.sleep(58.0)
+    k = k8s_of_a_record()
+    assert k is not None and (k["namespace"], k["pod"], k["container"]) == ("batch", "gone-0", "app")
+    took = wait_for(lambda: cg not in r.encoded, 10.0, "forgotten after retain_s")
+    assert time.monotonic() - gone_at >= 60.0
+    assert k8s_of_a_record() is None and words[K8S_UNRESOLVED] == 0  # no cgroup, no pod path: no miss
+    print(f"attached 58 s after removal, forgotten {58.0 + took:.1f} s after it")
 
 
 def test_runtime_down_then_back(

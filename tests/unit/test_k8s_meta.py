@@ -309,10 +309,8 @@ def test_a_ring_counts_only_pod_cgroups_it_does_not_know() -> None:
     resolver.encoded[2] = b"\x02pod"  # what the resolver's thread writes once it knows
     assert ring.encoded.get(2) == b"\x02pod"
     assert ring.missed(3, lambda _cg: None) == b"\x00" and words[K8S_UNRESOLVED] == 2  # unknown: no miss
-
-    off = RingPods(None, words, K8S_UNRESOLVED)
-    assert off.missed(2, infos.get) == b"\x00" and off.encoded == {2: b"\x00"}
-    assert words[K8S_UNRESOLVED] == 2
+    ring.index = 5  # a shared ring counts on the row of the record's CPU
+    assert ring.missed(4, {4: infos[2]}.get) == b"\x00" and words[5] == 1
 
 
 class FakePublisher:
@@ -357,3 +355,36 @@ def test_the_containers_topic_counts_every_record_it_is_handed() -> None:
     b = snap.balances["containers"]
     assert (b.seen, b.delivered, b.dropped, b.in_flight) == (3, 1, 2, 0)
     assert snap.get("containers", "encode_error") == 1 and snap.get("containers", "delivery_failed") == 1
+
+
+def test_syscall_counts_carry_the_k8s_the_watcher_reported() -> None:
+    """The supervisor's own records (syscall_counts) take `k8s` from the watcher's records, labels as
+    k8s.labels allows, and encode with their schema."""
+    import json
+
+    from producer import config
+    from producer.ledger.containers import ContainersTopic
+    from producer.records import codec, syscall_counts
+
+    rt, out = Runtime(), []
+    rt.pods, rt.containers = [pod()], [container()]
+    Watch(K8sConfig(), "n", out.append).sync(rt)  # type: ignore[arg-type]
+    cfg = config.validate({"k8s": {"labels": ["app"]}})
+    topic = ContainersTopic(cfg, FakePublisher(), "n", {})  # type: ignore[arg-type]
+    for r in out:
+        topic.publish_line(json.dumps(r).encode())
+    k8s = topic.k8s_of(CID)
+    assert k8s is not None and k8s["labels"] == {"app": "web"} and k8s["container"] == "app"
+    assert topic.k8s_of("f" * 64) is None and topic.k8s_of(None) is None
+    rec = syscall_counts.record(
+        host="n",
+        boot_id="b",
+        cgroup_id=7,
+        container_id=CID,
+        interval=(1, 2),
+        counts=[(0, 3)],
+        names={},
+        k8s=k8s,
+    )
+    schema = codec.load_schema("syscall_counts")
+    assert codec.decode(codec.Encoder(schema).encode(rec), {schema.fingerprint: schema})[1]["k8s"] == k8s
