@@ -451,14 +451,43 @@ TRACEPOINT_PROBE(syscalls, sys_enter_exit)
 	return 0;
 }
 
-TRACEPOINT_PROBE(signal, signal_deliver)
+/*
+ * target pid -> the last fatal-by-default signal sent to it. A fatal signal with its default action
+ * takes the kernel's fast path (complete_signal): the process is marked for group exit and every thread
+ * then passes signal_deliver with SIGKILL, whatever was sent. The signal actually sent is only seen here.
+ */
+BPF_TABLE("lru_hash", __u32, __u32, ekp_signal_sent, EKP_INFLIGHT);
+
+TRACEPOINT_PROBE(signal, signal_generate)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 target = args->pid;
 	__u32 sig = args->sig;
 
+	if (args->result == 0 /* TRACE_SIGNAL_DELIVERED: queued */ && ekp_signal_default_is_fatal(sig))
+		ekp_signal_sent.update(&target, &sig);
+	return 0;
+}
+
+TRACEPOINT_PROBE(signal, signal_deliver)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = id;
+	__u32 tgid = id >> 32;
+	__u32 sig = args->sig;
+	__u32 *sent = ekp_signal_sent.lookup(&tid);
+
+	if (!sent)
+		sent = ekp_signal_sent.lookup(&tgid);
+	if (sent && sig == 9 /* SIGKILL: the fast path stands for the signal sent */)
+		sig = *sent;
 	/* Only a signal left to its default action can end the process; of those, only the fatal ones. */
 	if (args->sa_handler == 0 && ekp_signal_default_is_fatal(sig))
 		ekp_exit_signal.update(&tgid, &sig);
+	/* delivered (to a handler too): it no longer stands for what comes next */
+	if (sent && *sent == sig) {
+		ekp_signal_sent.delete(&tid);
+		ekp_signal_sent.delete(&tgid);
+	}
 	return 0;
 }
 #endif
@@ -516,6 +545,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	}
 	ekp_exit_code.delete(&tgid);
 	ekp_exit_signal.delete(&tgid);
+	ekp_signal_sent.delete(&tgid);
 #endif
 	ekp_procs.delete(&tgid);
 	return 0;

@@ -12,7 +12,7 @@ the module that calls the library (for Kafka: the package producer/kafka/)::
     │   ├── TracefsError       tracefs not mounted
     │   ├── HeadersError       no kernel headers for BCC
     │   ├── BccMissingError    python3-bpfcc not importable
-    │   └── SecretFileError    a *_file of kafka.security / schema_registry cannot be read
+    │   └── SecretFileError    a *_file of kafka.security / schema_registry / forward cannot be read
     ├── KafkaClientError       the broker or the client refused (confluent_kafka.KafkaError stays in kafka/)
     │   ├── BrokerUnreachableError  no broker answered within the timeout
     │   ├── KafkaConfigError   librdkafka rejected a kafka.client setting
@@ -24,9 +24,15 @@ the module that calls the library (for Kafka: the package producer/kafka/)::
     │   └── PackageDataError   bpf/ or schemas/ is not where the install should have put it
     ├── RegistryError          the schema registry refused a request (auth, incompatible schema)
     │   └── RegistryUnavailableError  no answer, or a 5xx: retried at start-up, never fatal there
-    └── CriError               the node's container runtime (CRI v1) refused a request
-        ├── RuntimeUnavailableError  no CRI socket there, or no answer within the call's deadline
-        └── CriNotFoundError   the runtime knows no such container or pod (gone, or not a CRI one)
+    ├── CriError               the node's container runtime (CRI v1) refused a request
+    │   ├── RuntimeUnavailableError  no CRI socket there, or no answer within the call's deadline
+    │   └── CriNotFoundError   the runtime knows no such container or pod (gone, or not a CRI one)
+    └── ReceiverError          `forward`: the HTTP receiver refused the first probe for good
+        ├── ReceiverAuthError  401/403: the token or password (forward.auth)
+        ├── ReceiverUrlError   404/405: no such endpoint at forward.url
+        └── ReceiverTlsError   its certificate is not trusted or not for the URL's host (forward.tls)
+
+A receiver that does not answer at start is not an error: `forward` waits (not ready) and retries.
 
 DecodeError is deliberately outside the tree: it never escapes a reader, it is
 counted (decode_error) and the record is skipped.
@@ -122,6 +128,22 @@ class RuntimeUnavailableError(CriError):
 
 
 class CriNotFoundError(CriError):
+    pass
+
+
+class ReceiverError(ProducerError):
+    exit_code = 9
+
+
+class ReceiverAuthError(ReceiverError):
+    pass
+
+
+class ReceiverUrlError(ReceiverError):
+    pass
+
+
+class ReceiverTlsError(ReceiverError):
     pass
 
 

@@ -1,4 +1,4 @@
-"""Command line: run, check, tail, print-bpf.
+"""Command line: run, check, tail, forward, print-bpf.
 
 Every ProducerError ends the process with one line on stderr and the error's
 exit code; nothing else is caught here, so a bug still shows its traceback.
@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="json: one decoded message per line; brief: one short line per event or report",
     )
     t.set_defaults(func=tail.tail)
+
+    fwd = sub.add_parser(
+        "forward", help="forward the event topics, at least once, to an HTTP endpoint (SIEM, webhook)"
+    )
+    fwd.add_argument("--config", "-c", help="YAML config file: kafka, schema_registry and forward sections")
+    fwd.set_defaults(func=commands.forward)
 
     pb = sub.add_parser("print-bpf", help="print the BPF sources and the exact compiler flags, then exit")
     pb.add_argument("--config", "-c")

@@ -1,4 +1,4 @@
-"""run, check and print-bpf."""
+"""run, check, forward and print-bpf."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def check(args: argparse.Namespace) -> int:
     lines, ok = preflight.report(cfg)
     print("\n".join(lines))
     return 0 if ok else 3
+
+
+def forward(args: argparse.Namespace) -> int:
+    from ..forward.forwarder import Forwarder  # imports confluent-kafka, httpx and prometheus-client
+
+    return Forwarder(load(args)).run()
 
 
 def print_bpf(args: argparse.Namespace) -> int:

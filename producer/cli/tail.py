@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
 import json
 import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from .. import config
-from ..errors import ProducerError, RegistryError, SchemaError
+from ..errors import ProducerError
 from ..kafka import registry
 from ..kafka.consumer import BEGINNING, END, Message, TopicReader
 from ..records import catalog, codec
-
-ById = Callable[[int], codec.Schema | None]
 
 
 def tail(args: argparse.Namespace) -> int:
     cfg = config.load(args.config) if args.config else config.validate({})
     servers = args.bootstrap_servers or cfg.kafka.bootstrap_servers
     schemas = codec.load_all()
-    by_id = registry_lookup(cfg, schemas) if cfg.schema_registry.enabled else None
+    by_id = registry.lookup(cfg.schema_registry, schemas) if cfg.schema_registry.enabled else None
     reader = TopicReader.of(cfg.kafka, servers)
     try:
         known = reader.partitions()
@@ -47,7 +42,10 @@ def tail(args: argparse.Namespace) -> int:
 
 
 def _print_messages(
-    reader: TopicReader, args: argparse.Namespace, schemas: dict[bytes, codec.Schema], by_id: ById | None
+    reader: TopicReader,
+    args: argparse.Namespace,
+    schemas: dict[bytes, codec.Schema],
+    by_id: registry.ById | None,
 ) -> None:
     seen = 0
     last = time.monotonic()
@@ -63,7 +61,7 @@ def _print_messages(
         last = time.monotonic()
         seen += 1
         out = message_json(msg, schemas, by_id)
-        line = brief(out) if args.format == "brief" else json.dumps(out, default=_json_default)
+        line = brief(out) if args.format == "brief" else json.dumps(out, default=codec.json_default)
         print(line, flush=True)
 
 
@@ -71,28 +69,8 @@ def _interrupt(_sig: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def registry_lookup(cfg: config.Config, schemas: dict[bytes, codec.Schema]) -> ById:
-    """Schema id -> Schema, asked of the registry once per id (Confluent-framed messages)."""
-    reg = registry.Registry(cfg.schema_registry)
-    names = {s.canonical: s.name for s in schemas.values()}
-    cache: dict[int, codec.Schema] = {}
-
-    def by_id(schema_id: int) -> codec.Schema | None:
-        if schema_id not in cache:
-            try:
-                text = reg.schema_text(schema_id)
-                s = codec.parse_schema("", text, f"id {schema_id} at {reg.url}")
-            except (RegistryError, SchemaError) as e:
-                raise ValueError(str(e)) from None  # this message's error, not the end of tail
-            # Our own schemas keep their short names, so --format brief knows them.
-            cache[schema_id] = dataclasses.replace(s, name=names.get(s.canonical, str(s.parsed.get("name"))))
-        return cache[schema_id]
-
-    return by_id
-
-
 def message_json(
-    msg: Message, schemas: dict[bytes, codec.Schema], by_id: ById | None = None
+    msg: Message, schemas: dict[bytes, codec.Schema], by_id: registry.ById | None = None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
     try:
@@ -116,7 +94,7 @@ def brief(out: dict[str, Any]) -> str:
         return f"{head} {line(v)}{' [strings_escaped]' if v['strings_escaped'] else ''}"
     if schema == "drop_report":
         return _brief_report(v)
-    return json.dumps(out, default=_json_default)
+    return json.dumps(out, default=codec.json_default)
 
 
 def _brief_report(v: dict[str, Any]) -> str:
@@ -132,11 +110,3 @@ def _brief_report(v: dict[str, Any]) -> str:
     )
     final = " (final)" if v["final"] else ""
     return f"drop report #{v['report_seq']}{final}: {bal}; drops: {drops or 'none'}"
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, dt.datetime):
-        return o.isoformat()
-    if isinstance(o, bytes):
-        return o.hex()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")

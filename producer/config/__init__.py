@@ -11,6 +11,7 @@ from them by ``python -m producer.config.export``; a test fails when either has 
     kafka.py    kafka, kafka.security, schema_registry
     events.py   one section per event type, and EventsConfig
     k8s.py      k8s: Kubernetes attribution (the CRI socket, cluster, label allow list)
+    forward.py  forward (`ebpf-producer forward`: the receiver, format, batches, retries, auth, TLS)
     model.py    filters, readers, shutdown, accounting, metrics, log, and Config, the root
     load.py     load() and validate(); pydantic's errors translated into one line, in one place
     schema.py   the JSON schema of Config, self-contained

@@ -47,10 +47,16 @@ _CHART_NOTES: dict[tuple[str, ...], dict[str, Any]] = {
     },
     ("schema_registry", "url"): {"minLength": 1},
     ("k8s", "runtime_socket"): {"description": "set by the chart from criSocket (the mounted socket)"},
+    ("forward",): {
+        "description": "the forwarder (forwarder.enabled); its *_file keys come from credentials.forward"
+    },
+    ("forward", "listen"): {"description": "0.0.0.0:PORT: probes and Prometheus use the pod IP"},
 }
 _CREDENTIALS = {
     ("kafka", "security"): "credentials.kafka",
     ("schema_registry",): "credentials.schemaRegistry",
+    ("forward", "auth"): "credentials.forward",
+    ("forward", "tls"): "credentials.forward",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from .rules import Section, matches, problem, section
+from .rules import Section, matches, problem, section, together
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
@@ -151,8 +151,7 @@ class SecurityConfig(Section):
             for name in ("ca_file", "cert_file", "key_file", "key_password_file", "verify_hostname"):
                 if getattr(self, name) != type(self).model_fields[name].default:
                     raise problem(f"only used with protocol SSL or SASL_SSL, not {self.protocol}", name)
-        if bool(self.cert_file) != bool(self.key_file):
-            raise problem("cert_file and key_file go together", "key_file" if self.cert_file else "cert_file")
+        together(self, "cert_file", "key_file")
         if self.key_password_file and not self.key_file:
             raise problem("only used with key_file", "key_password_file")
         return self
@@ -242,9 +241,7 @@ class SchemaRegistryConfig(Section):
             raise problem(f"must be an http:// or https:// URL, got {self.url!r}", "url")
         if u.query or u.fragment:
             raise problem("must not have a query or fragment", "url")
-        if bool(self.username) != bool(self.password_file):
-            missing = "password_file" if self.username else "username"
-            raise problem("username and password_file go together", missing)
+        together(self, "username", "password_file")
         if u.scheme == "http" and self.ca_file:
             raise problem("only used with an https:// url", "ca_file")
         if u.scheme == "http" and self.password_file:

@@ -10,9 +10,21 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from ..errors import ConfigError
 from .events import EventsConfig
+from .forward import ForwardConfig
 from .k8s import K8sConfig
 from .kafka import KafkaConfig, SchemaRegistryConfig
-from .rules import Rule, Section, Seq, as_tuple, power_of_two, problem, says, section
+from .rules import (
+    LISTEN,
+    Section,
+    Seq,
+    as_tuple,
+    bad_listen,
+    power_of_two,
+    problem,
+    says,
+    section,
+    split_listen,
+)
 
 # A task name as the kernel keeps it (TASK_COMM_LEN 16, with its NUL).
 _COMM_BYTES = 15
@@ -139,27 +151,16 @@ class AccountingConfig(Section):
     interval_s: float = Field(10.0, ge=0.1, le=3600, description="drop report period")
 
 
-def _split_listen(listen: str) -> tuple[str, int] | None:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        return None
-    return host or "0.0.0.0", int(port)
-
-
-def _bad_listen(listen: str) -> str:
-    return f"must be HOST:PORT (port 0 = any free port), got {listen!r}"
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """metrics.listen as (host, port); raises ConfigError naming the key."""
-    split = _split_listen(listen)
+def parse_listen(listen: str, key: str = "metrics.listen") -> tuple[str, int]:
+    """A HOST:PORT listen key as (host, port); raises ConfigError naming the key."""
+    split = split_listen(listen)
     if split is None:
-        raise ConfigError(f"config: metrics.listen: {_bad_listen(listen)}")
+        raise ConfigError(f"config: {key}: {bad_listen(listen)}")
     return split
 
 
 class MetricsConfig(Section):
-    listen: Annotated[str, Rule(lambda v: v == "" or _split_listen(v) is not None, _bad_listen)] = Field(
+    listen: Annotated[str, LISTEN] = Field(
         "0.0.0.0:9464", description='/metrics, /healthz, /readyz; "" disables, port 0 picks a free one'
     )
 
@@ -190,6 +191,9 @@ class Config(Section):
     log: LogConfig = section(LogConfig, "structured logs on stderr")
     k8s: K8sConfig = section(
         K8sConfig, "Kubernetes attribution from the node's CRI socket (docs/kubernetes.md)"
+    )
+    forward: ForwardConfig = section(
+        ForwardConfig, "`ebpf-producer forward`: the event topics, at least once, to an HTTP endpoint"
     )
 
     @property

@@ -52,6 +52,12 @@ class Section(BaseModel):
         return {} if data is None else data
 
 
+def together(sec: BaseModel, a: str, b: str) -> None:
+    """Keys `a` and `b` are set both or neither (a client certificate and its key, a user and a password)."""
+    if bool(getattr(sec, a)) != bool(getattr(sec, b)):
+        raise problem(f"{a} and {b} go together", b if getattr(sec, a) else a)
+
+
 def section(model: type[Section], description: str) -> Any:
     """A field holding a section: the section's defaults when the key is absent."""
     return Field(default_factory=model, description=description)
@@ -127,3 +133,19 @@ def power_of_two(lo: int = 1, hi: int | None = None) -> Rule:
         return n & (n - 1) == 0 and lo <= n <= (hi if hi is not None else n)
 
     return Rule(ok, lambda n: f"must be a power of two{span}, got {n}", bounds)
+
+
+def split_listen(listen: str) -> tuple[str, int] | None:
+    """HOST:PORT as (host, port); an empty host is every address. None when it is not HOST:PORT."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    return host or "0.0.0.0", int(port)
+
+
+def bad_listen(listen: str) -> str:
+    return f"must be HOST:PORT (port 0 = any free port), got {listen!r}"
+
+
+# An HTTP endpoint's listen key: HOST:PORT, or "" to serve none.
+LISTEN = Rule(lambda v: v == "" or split_listen(v) is not None, bad_listen)

@@ -6,6 +6,8 @@ Schema Registry, Apicurio (/apis/ccompat/v7), Karapace and Redpanda share::
     POST /subjects/<subject>/versions   {"schema": "..."}  -> {"id": N}   (idempotent)
     GET  /schemas/ids/<id>                                 -> {"schema": "..."}
 
+`lookup` is every reader's of our topics (tail, forward): schema id -> Schema, asked once per id.
+
 Subjects follow the topic-name strategy (`<topic>-value`), which is what
 Confluent's serializers use by default, so their consumers find them.
 
@@ -18,19 +20,23 @@ only ever in the Authorization header, never in a message.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from ..config import Config, SchemaRegistryConfig
-from ..errors import RegistryError, RegistryUnavailableError
+from ..errors import RegistryError, RegistryUnavailableError, SchemaError
 from ..records import catalog, codec
 from . import secretfiles
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+ById = Callable[[int], codec.Schema | None]
 
 
 def subject(topic: str) -> str:
@@ -101,6 +107,38 @@ class Registry:
             return json.loads(raw)
         except ValueError:
             raise RegistryUnavailableError(f"{where}: {what}: the answer is not JSON") from None
+
+
+def lookup(
+    rcfg: SchemaRegistryConfig, schemas: dict[bytes, codec.Schema], *, retry_unavailable: bool = False
+) -> ById:
+    """Schema id -> Schema for codec.decode (Confluent-framed messages), asked of the registry once per id.
+
+    Used by every consumer of our topics (tail, forward). An id the registry refuses raises
+    ValueError, as codec.decode does for any message it cannot decode: that message's error, not
+    the consumer's end. A registry that does not answer raises ValueError too, or, with
+    retry_unavailable, RegistryUnavailableError: the message is fine, ask again later.
+    """
+    reg = Registry(rcfg)
+    names = {s.canonical: s.name for s in schemas.values()}
+    cache: dict[int, codec.Schema] = {}
+
+    def by_id(schema_id: int) -> codec.Schema | None:
+        if schema_id not in cache:
+            try:
+                text = reg.schema_text(schema_id)
+                s = codec.parse_schema("", text, f"id {schema_id} at {reg.url}")
+            except RegistryUnavailableError as e:
+                if retry_unavailable:
+                    raise
+                raise ValueError(str(e)) from None
+            except (RegistryError, SchemaError) as e:
+                raise ValueError(str(e)) from None
+            # Our own schemas keep their short names (the event type), as single-object messages do.
+            cache[schema_id] = dataclasses.replace(s, name=names.get(s.canonical, str(s.parsed.get("name"))))
+        return cache[schema_id]
+
+    return by_id
 
 
 def _http_error(where: str, what: str, status: int, message: str) -> RegistryError:

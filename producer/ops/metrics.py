@@ -13,15 +13,13 @@ on dropped_total and kafka_reachable (tests/helm/test_monitoring.py holds them t
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from ..endpoints import Endpoints
 from ..ledger.book import Snapshot
 
 
@@ -150,44 +148,16 @@ def render(snap: Snapshot, health: Health) -> str:
     return exposition(registry_of(lambda: (snap, health))).decode()
 
 
-class MetricsServer:
+class MetricsServer(Endpoints):
     def __init__(self, host: str, port: int, page: Page) -> None:
         registry = registry_of(page.latest)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    self._send(200, exposition(registry), CONTENT_TYPE_PLAIN_0_0_4)
-                elif self.path == "/healthz":
-                    self._send(200, b"ok\n")
-                elif self.path == "/readyz":
-                    h = page.latest()[1]
-                    body = (
-                        f"bpf_attached={h.bpf_attached} kafka_reachable={h.kafka_reachable} "
-                        f"schemas_registered={h.schemas_registered}\n"
-                    )
-                    self._send(200 if h.ready else 503, body.encode())
-                else:
-                    self._send(404, b"not found\n")
+        def ready() -> tuple[bool, str]:
+            h = page.latest()[1]
+            body = (
+                f"bpf_attached={h.bpf_attached} kafka_reachable={h.kafka_reachable} "
+                f"schemas_registered={h.schemas_registered}\n"
+            )
+            return h.ready, body
 
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:  # stdlib's signature
-                pass  # scrapes every few seconds would drown the log
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = int(self.httpd.server_address[1])
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(host, port, metrics=lambda: exposition(registry), ready=ready, name="metrics")

@@ -137,7 +137,12 @@ CATALOG = (
         id=1,
         kind=Kind.STREAM,
         doc="a process ended",
-        tracepoints=("syscalls/sys_enter_exit_group", "syscalls/sys_enter_exit", "signal/signal_deliver"),
+        tracepoints=(
+            "syscalls/sys_enter_exit_group",
+            "syscalls/sys_enter_exit",
+            "signal/signal_generate",
+            "signal/signal_deliver",
+        ),
         layout=process.EXIT,
         parse=process.parse_exit,
         decoder=process.decode_exit,
@@ -197,6 +202,7 @@ CATALOG = (
             "syscalls/sys_exit_execveat",
             "syscalls/sys_enter_exit_group",
             "syscalls/sys_enter_exit",
+            "signal/signal_generate",
             "signal/signal_deliver",
         ),
         layout=process.EXEC,  # its records are exec, fork and exit records (processes.py); EXEC the largest

@@ -17,6 +17,7 @@ The choice is made once, by the header an Encoder is given; `decode` reads both.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 from collections.abc import Callable
@@ -164,3 +165,12 @@ def decode(
     record = fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None)
     assert isinstance(record, dict)
     return schema, record
+
+
+def json_default(o: Any) -> Any:
+    """json.dumps(default=...) for decoded records: timestamps as ISO 8601, bytes as hex."""
+    if isinstance(o, dt.datetime):
+        return o.isoformat()
+    if isinstance(o, bytes):
+        return o.hex()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

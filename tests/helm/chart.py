@@ -51,8 +51,13 @@ class Rendered:
     def kinds(self) -> list[str]:
         return sorted(d["kind"] for d in self.docs)
 
-    def one(self, kind: str) -> dict[str, Any]:
-        found = [d for d in self.docs if d["kind"] == kind]
+    def one(self, kind: str, component: str | None = None) -> dict[str, Any]:
+        """The one object of this kind: the collector's, or with component="forwarder" the forwarder's."""
+        found = [
+            d
+            for d in self.docs
+            if d["kind"] == kind and d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ] or [d for d in self.docs if d["kind"] == kind and component is None]
         assert len(found) == 1, f"expected one {kind}, got {len(found)}"
         return found[0]
 

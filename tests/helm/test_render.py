@@ -24,6 +24,7 @@ CASES: dict[str, list[Path]] = {
     "tls-sasl": [CI_VALUES / "tls-sasl-values.yaml"],
     "mtls": [CI_VALUES / "mtls-values.yaml"],
     "monitoring": [CI_VALUES / "monitoring-values.yaml"],
+    "forwarder": [CI_VALUES / "forwarder-values.yaml"],
 }
 BASE_KINDS = ["ConfigMap", "DaemonSet", "Service", "ServiceAccount"]
 # Prometheus Operator kinds: no schema ships for them (see test_crd_objects_have_valid_metadata).
@@ -46,7 +47,8 @@ def test_lint(case: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_manifests_are_valid_kubernetes(case: str, version: str) -> None:
     out = render(CASES[case], kube_version=version)
-    expected = sorted(BASE_KINDS + (sorted(CRD_KINDS) if case == "monitoring" else []))
+    extra = {"monitoring": sorted(CRD_KINDS), "forwarder": ["ConfigMap", "Deployment"]}
+    expected = sorted(BASE_KINDS + extra.get(case, []))
     assert out.kinds() == expected
     for doc in out.docs:
         if doc["kind"] in CRD_KINDS:

@@ -54,6 +54,7 @@ def test_registration_is_what_confluent_clients_find(schema_registry: Registry) 
     assert subjects == {
         **{name: f"{prefix}.{name}-value" for name in ("process_exec", "process_exit", "process_fork")},
         **{name: f"{prefix}.{name}-value" for name in ("tcp_connect", "tcp_accept", "tcp_close")},
+        "processes": f"{prefix}.processes-value",
         "drop_report": f"{prefix}.drops-value",
         "containers": f"{prefix}.containers-value",  # k8s attribution is on by default
     }
@@ -232,6 +233,7 @@ EVERY_TYPE = (
     "tcp_accept",
     "tcp_close",
     "syscall_counts",
+    "processes",
 )
 
 

@@ -177,3 +177,23 @@ def test_an_install_missing_its_package_data_says_so_before_any_bpf(
     assert "bpf_compiled" not in r.stderr
     chk = run_cli(broken, "check", "--config", str(cfg), cwd=tmp_path)
     assert chk.returncode != 0 and "FAIL  package data: " in chk.stdout, chk.stdout
+
+
+def test_forward_from_the_install(installed: Installed, broker: Broker, prefix: str, tmp_path: Path) -> None:
+    from tests.forward.httpsink import HttpSink
+    from tests.forward.support import ForwarderRunner, create_topic, event_id, exec_event, produce
+
+    sink = HttpSink()
+    create_topic(broker.bootstrap, f"{prefix}.process_exec", 1)
+    produce(broker.bootstrap, f"{prefix}.process_exec", [exec_event(i) for i in range(10)])
+    f = ForwarderRunner(
+        broker, prefix, tmp_path, command=[str(installed.cli)], cwd=tmp_path, url=sink.url, group_id=prefix
+    )
+    try:
+        f.start()
+        sink.wait_for(lambda s: len(s.events()) == 10, 60, "10 events")
+        assert f.stop() == 0
+    finally:
+        f.kill()
+        sink.down()
+    assert sorted(sink.ids()) == sorted(event_id(i) for i in range(10))

@@ -103,6 +103,21 @@ def raw_messages(
         reader.close()
 
 
+def wait_for_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> bool:
+    """Does `topic` exist (in the metadata, without an error) within timeout_s? One the process under
+    test creates at its start may not be there yet when the test first looks."""
+    reader = TopicReader({"bootstrap.servers": bootstrap})
+    try:
+        end = time.monotonic() + timeout_s
+        while not reader.partitions(topic):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.1)
+        return True
+    finally:
+        reader.close()
+
+
 def decoded(m: RawMessage, schemas: dict[bytes, codec.Schema], by_id: ById | None = None) -> Message:
     schema, value = codec.decode(m.value, schemas, by_id)
     return Message(schema.name, value, m)

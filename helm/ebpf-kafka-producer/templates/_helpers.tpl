@@ -49,19 +49,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "ekp.registrySecretDir" -}}/etc/ebpf-kafka-producer/schema-registry{{- end -}}
 
 {{/*
-The metrics port, from config.metrics.listen (the collector's default when unset).
-The probes and the Service need it, so an endpoint the kubelet cannot reach is an error.
+A listen key's port. Args: list key listen. The probes (and a Service) need it, so an endpoint the
+kubelet cannot reach is an error.
 */}}
-{{- define "ekp.metricsPort" -}}
-{{- $listen := dig "metrics" "listen" "0.0.0.0:9464" .Values.config | toString -}}
+{{- define "ekp.listenPort" -}}
+{{- $key := index . 0 -}}
+{{- $listen := index . 1 | toString -}}
 {{- if not (regexMatch "^(0\\.0\\.0\\.0)?:[0-9]{1,5}$" $listen) -}}
-{{- fail (printf "config.metrics.listen: %q must be 0.0.0.0:PORT: the probes, the Service and Prometheus reach the collector on the pod IP" $listen) -}}
+{{- fail (printf "%s: %q must be 0.0.0.0:PORT: the probes, the Service and Prometheus reach the pod on its IP" $key $listen) -}}
 {{- end -}}
 {{- $port := regexFind "[0-9]+$" $listen | atoi -}}
 {{- if or (lt $port 1) (gt $port 65535) -}}
-{{- fail (printf "config.metrics.listen: port %d must be 1-65535 (port 0 picks a random port the probes cannot know)" $port) -}}
+{{- fail (printf "%s: port %d must be 1-65535 (port 0 picks a random port the probes cannot know)" $key $port) -}}
 {{- end -}}
 {{- $port -}}
+{{- end -}}
+
+{{/* The collector's metrics port, from config.metrics.listen (the collector's default when unset). */}}
+{{- define "ekp.metricsPort" -}}
+{{- include "ekp.listenPort" (list "config.metrics.listen" (dig "metrics" "listen" "0.0.0.0:9464" .Values.config)) -}}
 {{- end -}}
 
 {{/* The collector exits within shutdown.timeout_s + 5 s (20 s when unset); the kubelet must wait longer. */}}
@@ -79,7 +85,7 @@ key, never the value.
 {{- $path := index . 0 -}}
 {{- range $k, $v := index . 1 -}}
 {{- $p := printf "%s.%s" $path $k -}}
-{{- if and (regexMatch "(?i)(password|secret|passphrase|token|\\.pem$|oauthbearer\\.config)" $k) (not (hasSuffix "_file" $k)) -}}
+{{- if and (regexMatch "(?i)(password|secret|passphrase|token|\\.pem$|oauthbearer\\.config)" $k) (not (hasSuffix "_file" $k)) (ne $k "token_scheme") -}}
 {{- fail (printf "%s: credentials must not be in values (they would be stored in a ConfigMap); put the file in the Secret named by credentials.kafka.existingSecret or credentials.schemaRegistry.existingSecret and map it under credentials.*.files" $p) -}}
 {{- end -}}
 {{- if kindIs "map" $v -}}
@@ -116,8 +122,16 @@ section-dict credentials-values config-path values-path mount-dir.
 {{- end -}}
 {{- end -}}
 
-{{/* The collector's config file: values' `config` plus the mounted credential paths. */}}
+{{/* The collector's config file: values' `config` plus the mounted credential paths; the forwarder's
+section goes to the forwarder alone (a change there must not roll the collectors). */}}
 {{- define "ekp.collectorConfig" -}}
+{{- $cfg := include "ekp.config" . | fromYaml -}}
+{{- $_ := unset $cfg "forward" -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* values' `config`, checked, with the mounted Kafka and schema registry credential paths. */}}
+{{- define "ekp.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
 {{- include "ekp.assertNoCredentials" (list "config" $cfg) -}}
 {{- if get $cfg "host" -}}
@@ -228,7 +242,10 @@ Inside the container each host path sits where the collector and BCC look for it
 {{- get $targets (index . 0) -}}
 {{- end -}}
 
-{{/* A Secret volume holding only the mapped keys, readable by root alone. Args: list name files. */}}
+{{/*
+A Secret volume holding only the mapped keys, readable by root alone (or, with a third arg "0440",
+by the pod's fsGroup too). Args: list name files [mode].
+*/}}
 {{- define "ekp.secretVolume" -}}
 {{- $keys := list -}}
 {{- range $_, $secretKey := index . 1 -}}
@@ -238,7 +255,7 @@ Inside the container each host path sits where the collector and BCC look for it
 {{- end -}}
 secret:
   secretName: {{ index . 0 }}
-  defaultMode: 0400
+  defaultMode: {{ if gt (len .) 2 }}{{ index . 2 }}{{ else }}0400{{ end }}
   items:
   {{- range $keys | uniq | sortAlpha }}
     - key: {{ . }}

@@ -1,0 +1,1 @@
+"""ebpf-producer forward: the event topics, at least once, to an HTTP endpoint."""
