@@ -10,6 +10,8 @@ overwrites published figures).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as dt
 import signal
 import sys
@@ -26,6 +28,7 @@ from tests.support import ROOT
 from . import host, pipelines, report
 from .broker import OwnBroker, Topics
 from .load import Load
+from .pod import bench_pod
 from .results import Plan, write_all, write_json
 from .runner import Bench, Measurement
 
@@ -56,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--sustained-seconds", type=float, help="default 60")
     b.add_argument("--tuned-config", help="YAML merged over the run's config for collector-tuned")
     b.add_argument("--bootstrap", help="use this broker instead of starting one of its own")
+    b.add_argument(
+        "--in-pod",
+        action="store_true",
+        help="run the load in a container of a real pod (the tests' containerd) with k8s attribution "
+        "on; compare with --tuned-config setting k8s: {enabled: false} (docs/benchmarks.md)",
+    )
     b.add_argument("--out", type=Path, help="default docs/benchmarks/ (bench-results/ with --quick)")
     b.add_argument(
         "--quick",
@@ -101,6 +110,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         bootstrap=args.bootstrap,
         tuned=tuned,
         tuned_config=args.tuned_config,
+        in_pod=args.in_pod,
     )
     if any(r < 0 for r in plan.rates) or plan.seconds <= 0 or plan.repeats < 1 or plan.max_count < 1:
         raise ConfigError("bench: rates >= 0 ('max'), --seconds > 0, --repeats >= 1, --max-count >= 1")
@@ -169,8 +179,13 @@ def run(args: argparse.Namespace) -> int:
     ms: list[Measurement] = []
     max_latency: dict[str, int] = {}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    with tempfile.TemporaryDirectory(prefix="ekp-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ekp-bench-") as tmp, contextlib.ExitStack() as stack:
         load = Load.build(Path(tmp))
+        common: dict[str, Any] = {}
+        if plan.in_pod:
+            pod = stack.enter_context(bench_pod(Path(tmp)))
+            load = dataclasses.replace(load, cgroup=pod.cgroup)
+            common = {"k8s": {"runtime_socket": str(pod.socket)}}
         if broker is not None:
             broker.up()
         topics = Topics(plan.bootstrap or (broker.bootstrap if broker else ""))
@@ -178,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             pid = broker.pid() if broker else None
             bench = Bench(topics, topics.bootstrap, load, Path(tmp), pid, stamp, failures=plan.out)
             for i, (mode, name, rate, count, k) in enumerate(schedule, 1):
-                p = pipelines.make(name, plan.tuned)
+                p = pipelines.make(name, plan.tuned, common)
                 what = f"{report.rate_label(rate)}/s" if mode != "idle" else f"{count} lone events"
                 print(f"[{i}/{len(schedule)}] {mode} {name} {what} run {k} ...", end=" ", flush=True)
                 t0 = time.monotonic()

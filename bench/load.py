@@ -25,6 +25,7 @@ class Load:
     exe: Path
     target: Path  # the one file every measured open opens
     warmup: Path  # beside it, for the opens that show a pipeline is up (not counted)
+    cgroup: Path | None = None  # a cgroup v2 directory the load joins first (--in-pod: a container's)
 
     @classmethod
     def build(cls, workdir: Path) -> Load:
@@ -40,8 +41,11 @@ class Load:
         """count opens of path (the target) at rate/s (0: as fast as possible) under the task name comm."""
         timeout = 60 + (count / rate if rate else count / 10_000)
         # exit status 1 means some opens failed: a figure to report, not an error
+        cmd = [str(self.exe), comm, str(rate), str(count), str(path or self.target)]
+        if self.cgroup is not None:
+            cmd = ["sh", "-c", f'echo $$ > "{self.cgroup}/cgroup.procs" && exec "$@"', "sh", *cmd]
         p = subprocess.run(
-            [str(self.exe), comm, str(rate), str(count), str(path or self.target)],
+            cmd,
             capture_output=True,
             text=True,
             check=False,

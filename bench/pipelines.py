@@ -334,11 +334,12 @@ class NaiveBcc(Pipeline):
 PIPELINES = ("collector", "collector-tuned", "bpftrace-kcat", "naive-bcc")
 
 
-def make(name: str, tuned: Mapping[str, Any]) -> Pipeline:
+def make(name: str, tuned: Mapping[str, Any], common: Mapping[str, Any] | None = None) -> Pipeline:
+    """`common`: config of both collectors (--in-pod: the runtime's socket); `tuned` goes over it."""
     if name == "collector":
-        return Collector(name, {})
+        return Collector(name, common or {})
     if name == "collector-tuned":
-        return Collector(name, tuned)
+        return Collector(name, merge(common or {}, tuned))
     if name == "bpftrace-kcat":
         return BpftraceKcat()
     if name == "naive-bcc":

@@ -31,6 +31,7 @@ class Plan:
     bootstrap: str | None
     tuned: dict[str, Any]
     tuned_config: str | None
+    in_pod: bool = False
 
     def command(self) -> str:
         """The command that reproduces this plan, every setting spelled out."""
@@ -51,6 +52,8 @@ class Plan:
             parts.append(f"--tuned-config {self.tuned_config}")
         if self.bootstrap:
             parts.append(f"--bootstrap {self.bootstrap}")
+        if self.in_pod:
+            parts.append("--in-pod")
         return " ".join(parts)
 
 

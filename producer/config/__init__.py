@@ -10,6 +10,7 @@ from them by ``python -m producer.config.export``; a test fails when either has 
     rules.py    the vocabulary the sections are declared with (strict sections, checks with messages)
     kafka.py    kafka, kafka.security, schema_registry
     events.py   one section per event type, and EventsConfig
+    k8s.py      k8s: Kubernetes attribution (the CRI socket, cluster, label allow list)
     forward.py  forward (`ebpf-producer forward`: the receiver, format, batches, retries, auth, TLS)
     model.py    filters, readers, shutdown, accounting, metrics, log, and Config, the root
     load.py     load() and validate(); pydantic's errors translated into one line, in one place
@@ -28,6 +29,7 @@ from .events import (
     SyscallCountsConfig,
     ToggleConfig,
 )
+from .k8s import K8sConfig
 from .kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConfig, SchemaRegistryConfig, SecurityConfig
 from .load import load, validate
 from .model import (
@@ -56,6 +58,7 @@ __all__ = [
     "FileOpenConfig",
     "FiltersConfig",
     "IdList",
+    "K8sConfig",
     "KafkaConfig",
     "LogConfig",
     "MetricsConfig",

@@ -46,6 +46,7 @@ _CHART_NOTES: dict[tuple[str, ...], dict[str, Any]] = {
         "description": "the *_file keys are set by the chart from credentials.schemaRegistry"
     },
     ("schema_registry", "url"): {"minLength": 1},
+    ("k8s", "runtime_socket"): {"description": "set by the chart from criSocket (the mounted socket)"},
     ("forward",): {
         "description": "the forwarder (forwarder.enabled); its *_file keys come from credentials.forward"
     },

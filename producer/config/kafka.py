@@ -196,6 +196,11 @@ class KafkaConfig(Section):
     def drops_topic(self) -> str:
         return f"{self.topic_prefix}.drops"
 
+    @property
+    def containers_topic(self) -> str:
+        """The node's containers (k8s.enabled), compacted, keyed by container id."""
+        return f"{self.topic_prefix}.containers"
+
     @model_validator(mode="after")
     def _partitions(self) -> KafkaConfig:
         for name in ("topic_partitions", "topic_replication_factor"):

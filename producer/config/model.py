@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from ..errors import ConfigError
 from .events import EventsConfig
 from .forward import ForwardConfig
+from .k8s import K8sConfig
 from .kafka import KafkaConfig, SchemaRegistryConfig
 from .rules import (
     LISTEN,
@@ -188,6 +189,9 @@ class Config(Section):
     accounting: AccountingConfig = section(AccountingConfig, "the drop ledger")
     metrics: MetricsConfig = section(MetricsConfig, "the HTTP endpoint")
     log: LogConfig = section(LogConfig, "structured logs on stderr")
+    k8s: K8sConfig = section(
+        K8sConfig, "Kubernetes attribution from the node's CRI socket (docs/kubernetes.md)"
+    )
     forward: ForwardConfig = section(
         ForwardConfig, "`ebpf-producer forward`: the event topics, at least once, to an HTTP endpoint"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # not re-exported for type checkers
 from confluent_kafka.cimpl import NewTopic
 
 from ..config import KafkaConfig
@@ -132,3 +133,14 @@ def ensure_topics(
                 "kafka.create_topics: false"
             ) from None
     return created
+
+
+def topic_config(kcfg: KafkaConfig, topic: str, timeout_s: float = 15.0) -> dict[str, str]:
+    """A topic's effective settings (cleanup.policy, retention.ms, ...)."""
+    admin = AdminClient(connection_config(kcfg))
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        entries = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout_s)
+    except KafkaException as e:
+        raise KafkaClientError(f"kafka: cannot describe topic {topic}: {reason(e)}") from None
+    return {name: str(entry.value) for name, entry in entries.items()}

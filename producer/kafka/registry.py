@@ -44,9 +44,12 @@ def subject(topic: str) -> str:
 
 
 def subjects(cfg: Config) -> dict[str, str]:
-    """Schema name -> its subject: every enabled event type (syscall_counts too) and the drop report."""
+    """Schema name -> its subject: every enabled event type (syscall_counts too), the drop report and
+    the containers topic (k8s.enabled)."""
     out = {e.schema: subject(cfg.kafka.topic(e.name)) for e in catalog.enabled(cfg)}
     out["drop_report"] = subject(cfg.kafka.drops_topic)
+    if cfg.k8s.enabled:
+        out["containers"] = subject(cfg.kafka.containers_topic)
     return out
 
 

@@ -1,4 +1,5 @@
-"""The supervisor's books: ledger snapshots, the drop reports, the syscall_counts aggregate.
+"""The supervisor's books: ledger snapshots, the drop reports, the syscall_counts aggregate and
+<prefix>.containers.
 
 Made after the first readers forked (its Publisher is a librdkafka producer, which must not be
 forked). Its last act at shutdown, `close`, publishes the final report and logs one `ledger_final`
@@ -8,7 +9,7 @@ line per event type, so a broker outage cannot hide the final numbers.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -21,6 +22,7 @@ from ..records.containers import ContainerResolver
 from ..records.syscall_counts import MAP as SYSCALL_MAP
 from .aggregate import SyscallCounts
 from .book import KernelCounts, Ledger, Snapshot
+from .containers import ContainersTopic
 from .report import Reporter
 from .seeded import SeededCounts
 
@@ -29,6 +31,7 @@ log = structlog.get_logger("supervisor")
 _SYSCALL_COUNTS = catalog.BY_NAME["syscall_counts"]
 _PROCESSES = "processes"
 _NOT_DROPS = ("seen", "delivered", "filtered")
+_INFO = ("lost", "escaped", "untracked", "k8s_unresolved")  # shown under their own names, not as drop_*
 
 
 class Accounting:
@@ -43,6 +46,7 @@ class Accounting:
         boot_id: str,
         resolver: ContainerResolver,
         schema_ids: Mapping[str, int],
+        on_watcher_pid: Callable[[int, bool], None] = lambda _pid, _alive: None,
         seeded: SeededCounts | None = None,
     ) -> None:
         self.ledger = ledger
@@ -50,6 +54,10 @@ class Accounting:
         self.seeded = seeded
         self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
         self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
+        self.containers: ContainersTopic | None = None
+        if cfg.k8s.enabled:
+            self.containers = ContainersTopic(cfg, self.publisher, host, schema_ids, on_pid=on_watcher_pid)
+            self.containers.start()
         self.syscalls: SyscallCounts | None = None
         if _SYSCALL_COUNTS.enabled(cfg):
             self.syscalls = SyscallCounts(
@@ -61,6 +69,7 @@ class Accounting:
                 resolver,
                 _SYSCALL_COUNTS.section(cfg).interval_s,
                 schema_ids,
+                k8s_of=self.containers.k8s_of if self.containers is not None else lambda _cid: None,
             )
 
     def snapshot(self) -> Snapshot:
@@ -78,6 +87,8 @@ class Accounting:
                 c.failed,
                 c.shutdown,
             )
+        if self.containers is not None:
+            self.containers.add_to(snap)
         if self.seeded is not None and self.seeded.seen:
             # the processes alive at start: published before the readers forked, answered since
             s = self.seeded
@@ -88,6 +99,8 @@ class Accounting:
         """In the supervisor's loop: the aggregate when due, and delivery reports."""
         if self.syscalls is not None and now >= self.syscalls.next_due:
             self.syscalls.publish()
+        if self.containers is not None:
+            self.containers.tick(now)
         self.publisher.poll()
 
     def publish(self, *, final: bool, cpu_seconds: float, restarts: int) -> Snapshot:
@@ -103,12 +116,18 @@ class Accounting:
 
         `deadline` (monotonic) is the shutdown's; the final report may take up to 4 s past it.
         """
+        if self.containers is not None:
+            self.containers.stop()
         if self.syscalls is not None:
             # the programs are detached: this reading of the map is the last one
             self.syscalls.publish()
-            if self.publisher.flush(max(0.5, deadline - 1.0 - time.monotonic())):
-                self.publisher.purge()
+        published = self.syscalls is not None or self.containers is not None
+        if published and self.publisher.flush(max(0.5, deadline - 1.0 - time.monotonic())):
+            self.publisher.purge()
+        if self.syscalls is not None:
             self.syscalls.close_books()
+        if self.containers is not None:
+            self.containers.close_books()
         snap = self.publish(final=True, cpu_seconds=cpu_seconds, restarts=restarts)
         left = self.publisher.flush(min(4.0, max(1.0, deadline + 4.0 - time.monotonic())))
         log_final(snap)
@@ -124,7 +143,7 @@ def log_final(snap: Snapshot) -> None:
         reasons: dict[str, int] = {}
         for (event_type, _cpu, reason, code), v in snap.counts.items():
             if event_type == b.event_type and reason not in _NOT_DROPS:
-                key = f"drop_{reason}" + (f"_{code}" if code else "")
+                key = reason if reason in _INFO else f"drop_{reason}" + (f"_{code}" if code else "")
                 reasons[key] = reasons.get(key, 0) + v
         log.info(
             "ledger_final",

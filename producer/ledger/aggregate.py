@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +57,11 @@ class SyscallCounts:
         resolver: ContainerResolver,
         interval_s: float,
         schema_ids: Mapping[str, int],
+        k8s_of: Callable[[str | None], dict[str, Any] | None] = lambda _cid: None,
     ) -> None:
+        """`k8s_of`: a container id's `k8s` value (ledger/containers.py: what the watcher reported)."""
         self.table = table
+        self.k8s_of = k8s_of
         self.publisher = publisher
         self.host = host
         self.boot_id = boot_id
@@ -89,14 +92,16 @@ class SyscallCounts:
                 by_cgroup[cg].append((nr, delta))
         queued = 0
         for cg, items in by_cgroup.items():
+            cid = self.resolver.container_id(cg)
             rec = syscall_counts.record(
                 host=self.host,
                 boot_id=self.boot_id,
                 cgroup_id=cg,
-                container_id=self.resolver.container_id(cg),
+                container_id=cid,
                 interval=(self._last_us, now_us),
                 counts=items,
                 names=self.names,
+                k8s=self.k8s_of(cid),
             )
             total = rec["total"]
             try:

@@ -26,7 +26,8 @@ SHUTDOWN = 4
 DELIVERED = 5
 PRODUCED = 6
 ESCAPED = 7
-DELIVERY_FAILED = 8  # first of len(DELIVERY_CODES) slots
+K8S_UNRESOLVED = 8  # info: a pod container's record built before its pod was known (k8s null)
+DELIVERY_FAILED = 9  # first of len(DELIVERY_CODES) slots
 READER_REASONS = (
     "lost",
     "decode_error",
@@ -36,6 +37,7 @@ READER_REASONS = (
     "delivered",
     "produced",
     "escaped",
+    "k8s_unresolved",
 )
 
 # Kafka error names (confluent_kafka.KafkaError attributes: tests/unit/test_kafka_boundary.py checks

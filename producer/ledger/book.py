@@ -85,12 +85,17 @@ class Snapshot:
         delivered: int,
         failed: Mapping[str, int],
         shutdown: int,
+        drops: Mapping[str, int] | None = None,
+        info: Mapping[str, int] | None = None,
     ) -> None:
-        """Rows and balance of an aggregate (counted in its own unit, all CPUs as cpu -1).
+        """Rows and balance of a type the supervisor publishes (an aggregate, counted in its own unit;
+        <prefix>.containers, in records), all CPUs as cpu -1. `drops`: more drop reasons by name
+        (encode_error, queue_full); `info`: rows that are no drop.
 
         Added to the event type's balance when it has one already (a stream with entries of the
         supervisor's: the processes seeded at start)."""
         seen = counted + kernel.submit_failed
+        more = {k: v for k, v in (drops or {}).items() if v}
         rows: list[tuple[str, str | None, int]] = [
             ("seen", None, seen),
             ("submit_failed", None, kernel.submit_failed),
@@ -99,10 +104,11 @@ class Snapshot:
             ("shutdown", None, shutdown),
         ]
         rows += [("delivery_failed", code, n) for code, n in failed.items()]
+        rows += [(reason, None, n) for reason, n in (*more.items(), *(info or {}).items())]
         for reason, code, v in rows:
             if v:
                 self.counts[(event_type, -1, reason, code)] = v
-        dropped = kernel.submit_failed + sum(failed.values()) + shutdown
+        dropped = kernel.submit_failed + sum(failed.values()) + shutdown + sum(more.values())
         bal = self.balances.setdefault(event_type, Balance(event_type))
         bal.seen += seen
         bal.delivered += delivered

@@ -35,6 +35,13 @@ class Exclusion:
         if self.cfg.filters.exclude_self:
             self.filters.exclude_pid(pid)
 
+    def watcher(self, pid: int, alive: bool) -> None:
+        """The Kubernetes watcher process (ledger/containers.py) starts or ends: like a reader."""
+        if alive:
+            self.reader_started(pid)
+        else:
+            self.forget(pid)
+
     def forget(self, pid: int) -> None:
         """A pid we denied is gone: allow it again (unless the config itself denies it)."""
         if pid and pid not in self.cfg.filters.pid.deny:

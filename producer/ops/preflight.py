@@ -15,6 +15,7 @@ from .. import resources
 from ..config import Config
 from ..errors import (
     BccMissingError,
+    CriError,
     HeadersError,
     PreflightError,
     PrivilegeError,
@@ -35,6 +36,7 @@ TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/traci
 class Check:
     name: str
     detail: str
+    warn: bool = False  # not a failure: the collector runs, with less than it could
 
 
 def effective_caps(status: Path = Path("/proc/self/status")) -> int:
@@ -130,6 +132,8 @@ def check_package_data() -> Check:
 def check_schemas(cfg: Config) -> Check:
     """Every schema the run will encode with, loaded now rather than after the BPF is attached."""
     names = [*(e.schema for e in catalog.enabled(cfg)), "drop_report"]
+    if cfg.k8s.enabled:
+        names.append("containers")
     d = resources.require("schemas", [f"{n}.avsc" for n in names])
     for name in names:
         codec.load_schema(name)
@@ -148,6 +152,9 @@ def check_kafka(cfg: Config) -> Check:
     if cfg.kafka.create_topics:
         topics = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg)] + [cfg.kafka.drops_topic]
         compacted = [cfg.kafka.topic(e.name) for e in catalog.enabled(cfg) if e.compacted]
+        if cfg.k8s.enabled:  # the latest record of each container is what a consumer joins with
+            topics.append(cfg.kafka.containers_topic)
+            compacted.append(cfg.kafka.containers_topic)
         created = admin.ensure_topics(cfg.kafka, topics, compacted=compacted)
         if created:
             detail += f", created {', '.join(created)}"
@@ -166,6 +173,34 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "kafka", lambda: check_kafka(cfg)
 
 
+def check_k8s(cfg: Config) -> Check:
+    """The CRI runtime socket: which one answers, or which were tried and what to mount.
+
+    Only `check` asks the runtime: `run` must not open a gRPC channel in the process that forks the
+    readers (producer/k8s/watch.py says why); its readers and watcher log the same warning instead.
+    """
+    if not cfg.k8s.enabled:
+        return Check("k8s", "disabled (k8s.enabled: false): events carry k8s null")
+    from ..k8s.cri import DEFAULT_SOCKETS
+    from ..k8s.resolver import connect
+
+    try:
+        with connect(cfg.k8s) as client:
+            v = client.version()
+    except CriError as e:
+        tried = cfg.k8s.runtime_socket or ", ".join(DEFAULT_SOCKETS)
+        return Check(
+            "k8s",
+            f"no CRI runtime answered (tried {tried}): {e}; mount the node's runtime socket read-only "
+            "(helm: criSocket) or set k8s.runtime_socket. The collector runs without it: k8s stays "
+            "null and pod containers' records count as k8s_unresolved",
+            warn=True,
+        )
+    return Check(
+        "k8s", f"{v.runtime_name} {v.runtime_version} (CRI {v.runtime_api_version}) at {client.socket}"
+    )
+
+
 def run_all(cfg: Config) -> list[Check]:
     """Every check in order; raises the first failure."""
     return [fn() for _, fn in checks(cfg)]
@@ -174,10 +209,10 @@ def run_all(cfg: Config) -> list[Check]:
 def report(cfg: Config) -> tuple[list[str], bool]:
     """Every check, failures included, as printable lines."""
     lines, ok = [], True
-    for name, fn in checks(cfg):
+    for name, fn in [*checks(cfg), ("k8s", lambda: check_k8s(cfg))]:
         try:
             c = fn()
-            lines.append(f"ok    {c.name}: {c.detail}")
+            lines.append(f"{'WARN' if c.warn else 'ok':<6}{c.name}: {c.detail}")
         except ProducerError as e:
             ok = False
             lines.append(f"FAIL  {name}: {e}")

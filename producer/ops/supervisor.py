@@ -194,6 +194,7 @@ class Supervisor:
             boot_id=self.boot_id,
             resolver=resolver,
             schema_ids=schema_ids,
+            on_watcher_pid=exclusion.watcher,
             seeded=seeded_counts,
         )
         self._start_health_thread(accounting.publisher)

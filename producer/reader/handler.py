@@ -19,6 +19,7 @@ from struct import Struct
 from typing import Any
 
 from ..errors import DecodeError
+from ..k8s.resolver import PodResolver
 from ..kafka import sink as sink_mod
 from ..kafka.framing import framing
 from ..kernel.perfbuf import LostHandler, SampleHandler
@@ -27,6 +28,7 @@ from ..ledger.arena import (
     DELIVERED,
     ENCODE_ERROR,
     ESCAPED,
+    K8S_UNRESOLVED,
     LOST,
     PRODUCED,
     Arena,
@@ -37,6 +39,7 @@ from ..records.abi import COMMON, SEQ, SEQ_END, SEQ_OFFSET
 from ..records.avro import ContainerOf
 from ..records.catalog import EventType
 from ..records.common import DecodeContext
+from .pods import RingPods
 
 Produce = Callable[[str, bytes, bytes, Any, Callable[[Any, Any], None]], "int | None"]
 
@@ -65,7 +68,9 @@ def sample_handler(
     key: bytes,
     schema_ids: dict[str, int],
     container_of: ContainerOf,
+    pods: PodResolver | None = None,
 ) -> SampleHandler:
+    """`pods`: the reader's Kubernetes resolver (None: attribution off, `k8s` always null)."""
     words = arena.words
     base = arena.base(reader, type_idx, cpu)
     journal = Journal(arena, type_idx, cpu).count
@@ -73,7 +78,8 @@ def sample_handler(
     # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
     frame = framing(event.schema, schema_ids, reader=str(reader))
     headers = frame.headers
-    encode = event.fast_encoder(ctx, frame.prefix)
+    ring_pods = None if pods is None else RingPods(pods, words, base + K8S_UNRESOLVED)
+    encode = event.fast_encoder(ctx, frame.prefix, ring_pods)
     on_delivery = delivery_handler(arena, base)
     string_at = ct.string_at
     seq_at = SEQ.unpack_from
@@ -124,6 +130,7 @@ def shared_sample_handler(
     key: bytes,
     schema_ids: dict[str, int],
     container_of: ContainerOf,
+    pods: PodResolver | None = None,
 ) -> SampleHandler:
     """sample_handler for a ring shared by every CPU (kernel/ringbuf.py): each record is counted in
     the block of the CPU its header names, and keyed by the event type's `key` (the processes topic:
@@ -134,7 +141,8 @@ def shared_sample_handler(
     journals = [Journal(arena, type_idx, cpu).count for cpu in cpus]
     suspects = [arena.suspect_index(type_idx, cpu) for cpu in cpus]
     frame = framing(event.schema, schema_ids, reader=str(reader))
-    encode = event.fast_encoder(ctx, frame.prefix)
+    ring_pods = None if pods is None else RingPods(pods, words, bases[0] + K8S_UNRESOLVED)
+    encode = event.fast_encoder(ctx, frame.prefix, ring_pods)
     on_delivery = [delivery_handler(arena, b) for b in bases]
     key_of = event.key
     boot = ctx.boot
@@ -157,6 +165,8 @@ def shared_sample_handler(
                     words[suspects[cpu]] = 0  # counted by the reader before us
                     return
                 outcome = ENCODE_ERROR
+                if ring_pods is not None:  # a miss is counted on the row of the record's CPU
+                    ring_pods.index = bases[cpu] + K8S_UNRESOLVED
                 value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
                 outcome = delivery_slot("other")
                 k = (key_of(raw, boot) if key_of is not None else None) or key

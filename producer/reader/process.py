@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from ..config import Config
+from ..k8s.resolver import PodResolver
 from ..kafka.sink import Sink
 from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandler
 from ..kernel.ringbuf import RingPoller, SharedRing
@@ -78,6 +79,8 @@ class Reader:
         self.ctx = catalog.decode_context(cfg, host, boot_id, procs)
         self.key = host.encode()
         self.containers = ContainerResolver()
+        # made in run(), after the fork: a gRPC channel does not survive one
+        self.pods: PodResolver | None = None
         # drain_only: started during shutdown for a reader that was dead, to empty its rings
         self.stopping = drain_only
         self.state = ReaderState(boot_to_wall_ns())
@@ -121,6 +124,12 @@ class Reader:
                 os.sched_setaffinity(0, self.cpus)
             except OSError as e:
                 log.warning("reader_pin_failed", reader=self.index, cpus=self.cpus, error=str(e))
+        if self.cfg.k8s.enabled:
+            self.pods = PodResolver(self.cfg.k8s, self.ctx.host)
+            self.pods.start()
+            # Containers that already run are known after one listing: wait for it (bounded) rather
+            # than send their first records, which waited in the rings meanwhile, with k8s null.
+            self.pods.ready.wait(self.cfg.k8s.timeout_s)
         sink = Sink(
             self.cfg.kafka,
             f"ebpf-producer-{self.ctx.host}-r{self.index}",
@@ -171,6 +180,8 @@ class Reader:
             if self.state.handled == before or time.monotonic() >= self._give_up_queue_at:
                 break
         drained = time.monotonic()
+        if self.pods is not None:
+            self.pods.stop()
         unresolved = sink.close(t0 + max(1.0, timeout - 2.0))
         counted = self._close_books()
         log.info(
@@ -213,6 +224,7 @@ class Reader:
             key=self.key,
             schema_ids=self.schema_ids,
             container_of=self.containers.lookup,
+            pods=self.pods,
         )
 
     def shared_handler(self, ring: SharedRing, produce: Produce) -> SampleHandler:
@@ -228,6 +240,7 @@ class Reader:
             key=self.key,
             schema_ids=self.schema_ids,
             container_of=self.containers.lookup,
+            pods=self.pods,
         )
 
     def lost_handler(self, ring: Ring) -> LostHandler:

@@ -15,7 +15,7 @@ Fields in schema order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .common import Common, DecodeContext
 from .identity import process_id
@@ -79,6 +79,17 @@ Encoder = Callable[[bytes, int, int, ContainerOf], tuple[bytes, bool]]
 EncoderFactory = Callable[["Static", int], Encoder]
 
 
+class PodSource(Protocol):
+    """Where a ring's `k8s` values come from (reader/pods.py: the reader's Kubernetes resolver)."""
+
+    # cgroup id -> the encoded `k8s` union, kept current by the resolver: the fast path's one lookup
+    encoded: dict[int, bytes]
+
+    def missed(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
+        """The value for a cgroup `encoded` lacks (null), the miss counted when it is a pod's."""
+        ...
+
+
 class Static:
     """What is the same for every record of one ring: encoded once.
 
@@ -89,7 +100,8 @@ class Static:
     # A process sends many records; its fields are encoded once and reused (bounded memo).
     PROCESS_MEMO = 4096
 
-    def __init__(self, ctx: DecodeContext, prefix: bytes = b"") -> None:
+    def __init__(self, ctx: DecodeContext, prefix: bytes = b"", pods: PodSource | None = None) -> None:
+        """`pods`: the reader's Kubernetes resolver; None (attribution off): `k8s` is always null."""
         self.ctx = ctx
         self.prefix = prefix
         self.host_boot = string_(ctx.host.encode()) + string_(ctx.boot_id.encode())
@@ -97,6 +109,9 @@ class Static:
         self.containers: dict[int, bytes] = {}  # cgroup id -> its container id, encoded
         self.boot = ctx.boot  # process ids' boot part
         self.identities: dict[tuple[Any, ...], bytes] = {}  # (pid, start, ppid, parent start) -> ids
+        self.pods = pods
+        # cgroup id -> its `k8s` union: the resolver's own dict (it fills it from its thread)
+        self.k8s_encoded: dict[int, bytes] = {} if pods is None else pods.encoded
 
     def container(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
         enc = self.containers.get(cgroup_id)
@@ -119,7 +134,13 @@ class Static:
         return enc
 
     def k8s(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
-        """The `k8s` union of a cgroup's records: null until a resolver knows its pod."""
+        """The `k8s` union of a cgroup `k8s_encoded` lacks: null (its pod is not known yet, or it is
+        no pod's). Never waits: the resolver learns it in the background."""
+        if self.pods is not None:
+            return self.pods.missed(cgroup_id, container_of)
+        if len(self.k8s_encoded) >= self.PROCESS_MEMO:
+            self.k8s_encoded.clear()
+        self.k8s_encoded[cgroup_id] = NULL  # attribution off: null for every cgroup, one lookup
         return NULL
 
     def process(self, key: tuple[Any, ...], nullable: bool) -> bytes:
@@ -164,7 +185,7 @@ def tail(c: Common, static: Static, container_of: ContainerOf) -> bytes:
     """process_id, parent_process_id and k8s: the fields every process record ends with (schema v2+)."""
     key = (c.pid, c.start_ns, c.ppid, c.parent_start_ns)
     ids = static.identities.get(key) or static.identity(key)
-    return ids + static.k8s(c.cgroup_id, container_of)
+    return ids + (static.k8s_encoded.get(c.cgroup_id) or static.k8s(c.cgroup_id, container_of))
 
 
 def common(

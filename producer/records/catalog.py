@@ -22,7 +22,7 @@ from typing import Any
 from . import file_open, process, processes, tcp
 from .abi import COUNTERS, PROC, RecordLayout
 from .ancestry import Lookup
-from .avro import Encoder, EncoderFactory, Static
+from .avro import Encoder, EncoderFactory, PodSource, Static
 from .common import DecodeContext
 
 Parser = Callable[[bytes, int, int, Any], tuple[Any, ...]]  # (raw, cpu, type id, options) -> typed result
@@ -88,11 +88,12 @@ class EventType:
         assert self.decoder is not None, self.name
         return self.decoder(raw, cpu, self.id, ctx, boot_to_wall_ns)
 
-    def fast_encoder(self, ctx: DecodeContext, prefix: bytes = b"") -> Encoder:
+    def fast_encoder(self, ctx: DecodeContext, prefix: bytes = b"", pods: PodSource | None = None) -> Encoder:
         """A raw record -> `prefix` + its Avro body, the body byte for byte what fastavro makes of
-        `decode`. One per ring: it keeps a memo of the processes and containers it has encoded."""
+        `decode` (with `k8s` as `pods` has it). One per ring: it keeps a memo of the processes and
+        containers it has encoded."""
         assert self.encoder is not None, self.name
-        return self.encoder(Static(ctx, prefix), self.id)
+        return self.encoder(Static(ctx, prefix, pods), self.id)
 
 
 def _tcp(name: str, id: int, doc: str, decoder: Decoder, encoder: EncoderFactory, brief: Brief) -> EventType:

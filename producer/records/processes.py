@@ -240,7 +240,7 @@ def encoder(static: Static, type_id: int) -> Encoder:
         out += [
             long_(c.cgroup_id),
             container,
-            static.k8s(c.cgroup_id, container_of),
+            static.k8s_encoded.get(c.cgroup_id) or static.k8s(c.cgroup_id, container_of),
             BOOLEAN[False],  # seeded: never, for an entry made from a kernel record
             tail_exit,
             BOOLEAN[r.escaped],

@@ -42,6 +42,7 @@ def record(
     interval: tuple[int, int],
     counts: Iterable[tuple[int, int]],
     names: dict[int, str],
+    k8s: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One cgroup's syscalls of one interval (µs bounds), as schemas/syscall_counts.avsc has it."""
     items = sorted(counts)
@@ -55,4 +56,5 @@ def record(
         "interval_end": interval[1],
         "syscalls": [{"nr": nr, "name": names.get(nr, f"sys_{nr}"), "count": c} for nr, c in items],
         "total": sum(c for _, c in items),
+        "k8s": k8s,
     }

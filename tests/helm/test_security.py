@@ -83,7 +83,7 @@ def test_priority_class_and_resources() -> None:
 
 def test_host_paths_are_mounted_read_only_where_the_collector_looks() -> None:
     mounts = render().mounts()
-    host = {name: m for name, m in mounts.items() if "hostPath" in m["volume"]}
+    host = {name: m for name, m in mounts.items() if "hostPath" in m["volume"] and name != "cri-socket"}
     assert {n: m["mount"]["mountPath"] for n, m in host.items()} == HOST_TARGETS
     for name, m in host.items():
         assert m["mount"]["readOnly"] is True, name
@@ -101,6 +101,40 @@ def test_a_host_mount_can_be_left_out_and_tracefs_moved() -> None:
     assert "host-bpffs" not in mounts
     assert mounts["host-tracefs"]["volume"]["hostPath"]["path"] == "/sys/kernel/debug/tracing"
     assert mounts["host-tracefs"]["mount"]["mountPath"] == "/sys/kernel/tracing"
+
+
+def test_the_cri_socket_is_mounted_read_only_and_the_collector_pointed_at_it() -> None:
+    out = render()
+    m = out.mounts()["cri-socket"]
+    assert m["volume"]["hostPath"] == {"path": VALUES["criSocket"], "type": "Socket"}
+    assert m["mount"] == {"name": "cri-socket", "mountPath": VALUES["criSocket"], "readOnly": True}
+    assert out.collector_config()["k8s"]["runtime_socket"] == VALUES["criSocket"]
+    # and no API access is needed for it
+    assert out.pod["automountServiceAccountToken"] is False
+    assert not {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"} & set(out.kinds())
+
+
+def test_cri_o_socket_cluster_and_label_allow_list_from_values() -> None:
+    out = render(
+        sets={
+            "criSocket": "/run/crio/crio.sock",
+            "config.k8s.cluster": "prod-eu",
+            "config.k8s.labels[0]": "app.kubernetes.io/*",
+        }
+    )
+    assert out.mounts()["cri-socket"]["volume"]["hostPath"]["path"] == "/run/crio/crio.sock"
+    assert out.collector_config()["k8s"] == {
+        "cluster": "prod-eu",
+        "labels": ["app.kubernetes.io/*"],
+        "runtime_socket": "/run/crio/crio.sock",
+    }
+
+
+@pytest.mark.parametrize("sets", [{"criSocket": ""}, {"config.k8s.enabled": "false"}])
+def test_no_cri_mount_without_attribution(sets: dict[str, str]) -> None:
+    out = render(sets=sets)
+    assert "cri-socket" not in out.mounts()
+    assert "runtime_socket" not in out.collector_config().get("k8s", {})
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -105,6 +105,9 @@ SCHEMA_ERRORS = [
     ),
     ({"image.digest": "latest"}, "at '/image/digest'"),
     ({"hostMounts.tracefs": "sys/kernel/tracing"}, "at '/hostMounts/tracefs'"),
+    ({"criSocket": "run/containerd/containerd.sock"}, "at '/criSocket'"),
+    ({"config.k8s.labels[0]": "app label"}, "at '/config/k8s/labels/0'"),
+    ({"config.k8s.retain_s": "10"}, "at '/config/k8s/retain_s': minimum: got 10, want 60"),
 ]
 
 
@@ -182,6 +185,11 @@ TEMPLATE_ERRORS = [
         [],
         {"config.schema_registry.username": "u"},
         "config.schema_registry.url: schema registry settings are given but no url",
+    ),
+    (
+        [],
+        {"config.k8s.runtime_socket": "/run/containerd/containerd.sock"},
+        "config.k8s.runtime_socket: the chart sets it from criSocket",
     ),
 ]
 

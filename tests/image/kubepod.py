@@ -237,11 +237,12 @@ def _mount(
     if "hostPath" in vol:
         hp = vol["hostPath"]
         _known(hp, {"path", "type"}, f"volume {vol['name']}.hostPath")
-        assert hp.get("type", "") in ("", "Directory"), hp
-        # The kubelet refuses to start the pod when a type: Directory path is not one.
+        assert hp.get("type", "") in ("", "Directory", "Socket"), hp
+        # The kubelet refuses to start the pod when a typed path is not of that type.
         assert hp.get("type") != "Directory" or Path(hp["path"]).is_dir(), (
             f"hostPath {hp['path']}: no directory"
         )
+        assert hp.get("type") != "Socket" or Path(hp["path"]).is_socket(), f"hostPath {hp['path']}: no socket"
         source = Path(hp["path"])
     elif "configMap" in vol:
         _known(vol["configMap"], {"name"}, f"volume {vol['name']}.configMap")

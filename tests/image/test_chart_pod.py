@@ -56,6 +56,8 @@ def test_the_charts_pod_attaches_answers_its_probes_and_publishes(
             "config.kafka.topic_prefix": prefix,
             "config.metrics.listen": f"0.0.0.0:{port}",
             "config.readers.perf_pages": str(pages_beyond_memlock()),
+            # no CRI runtime on the usual path of this host (tests/cri runs its own elsewhere)
+            "criSocket": "",
         }
     )
     config_maps = {d["metadata"]["name"]: d["data"] for d in rendered.docs if d["kind"] == "ConfigMap"}

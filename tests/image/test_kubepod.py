@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ def _translate(pod: dict[str, Any], tmp_path: Path) -> list[str]:
 
 
 def test_the_least_privilege_pod_becomes_its_confinement(tmp_path: Path) -> None:
-    args = " ".join(_translate(render().pod, tmp_path))
+    cri = tmp_path / "containerd.sock"  # the kubelet starts the pod only when the socket is there
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(cri))
+        args = " ".join(_translate(render(sets={"criSocket": str(cri)}).pod, tmp_path))
     for flags in (
         "--pid=host",
         "--cap-drop ALL --cap-add BPF --cap-add PERFMON --cap-add IPC_LOCK",
@@ -30,6 +34,7 @@ def test_the_least_privilege_pod_becomes_its_confinement(tmp_path: Path) -> None
         "--volume /sys/kernel/tracing:/sys/kernel/tracing:ro",
         f"--volume {tmp_path}/volumes/config/config.yaml:/etc/ebpf-kafka-producer/config.yaml:ro",
         "--memory 1073741824",
+        f"--volume {cri}:{cri}:ro",
     ):
         assert flags in args
     assert "--privileged" not in args
@@ -40,7 +45,7 @@ def test_the_least_privilege_pod_becomes_its_confinement(tmp_path: Path) -> None
     [("pod", "shareProcessNamespace"), ("container", "lifecycle"), ("securityContext", "procMount")],
 )
 def test_a_field_it_does_not_know_is_an_error(tmp_path: Path, where: str, key: str) -> None:
-    pod = render().pod
+    pod = render(sets={"criSocket": ""}).pod
     target = {
         "pod": pod,
         "container": pod["containers"][0],

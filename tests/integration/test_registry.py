@@ -56,6 +56,7 @@ def test_registration_is_what_confluent_clients_find(schema_registry: Registry) 
         **{name: f"{prefix}.{name}-value" for name in ("tcp_connect", "tcp_accept", "tcp_close")},
         "processes": f"{prefix}.processes-value",
         "drop_report": f"{prefix}.drops-value",
+        "containers": f"{prefix}.containers-value",  # k8s attribution is on by default
     }
     # an aggregate has a topic and a subject like any stream (it once went out unregistered)
     with_counts = config.validate(

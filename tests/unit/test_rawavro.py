@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import DecodeError
+from producer.k8s.meta import K8sMeta
 from producer.records import abi, ancestry, avro, catalog, codec, process, tcp
 from producer.records.containers import ContainerInfo
 from tests.support.records import BOUNDARY, BUILDERS, CTX, exec_record, exit_record, open_record, tcp_record
@@ -221,3 +222,53 @@ def test_inline_ancestors_both_ways() -> None:
     assert catalog.DECODERS["process_exec"](raw, 0, CTX, OFFSET)["ancestors"] is None
     gone = dataclasses.replace(CTX, options={"process_exec": process.ExecOptions(ancestors=4)}, procs={}.get)
     assert catalog.DECODERS["process_exec"](raw, 0, gone, OFFSET)["ancestors"] == []
+
+
+# -- the k8s field ----------------------------------------------------------------------------------
+
+POD = K8sMeta(
+    namespace="payments",
+    pod="web-7c9f-x2x",
+    pod_uid="0d5f7a52-5ad1-4c8b-9d47-1f1e6f0d2f00",
+    container="web",
+    image="registry.local/web:1.2 \u00e9",
+    labels={"app": "web", "app.kubernetes.io/part-of": "shop", "tier": ""},
+    workload_kind="Deployment",
+    workload="web",
+    node="node-a",
+    cluster=None,
+)
+SANDBOX = K8sMeta("kube-system", "p", "u", "POD", "", {}, None, None, "n", "c")
+
+
+class Pods:
+    """What the reader's resolver hands the encoders (reader/pods.py): the pure logic, no runtime."""
+
+    def __init__(self) -> None:
+        self.meta = {1: POD, 2: SANDBOX}
+        self.encoded = {cg: m.encode_union() for cg, m in self.meta.items()}
+        self.misses: list[int] = []
+
+    def missed(self, cgroup_id: int, container_of: avro.ContainerOf) -> bytes:
+        self.misses.append(cgroup_id)
+        return avro.NULL
+
+
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
+def test_k8s_values_are_fastavros_too(event_type: str) -> None:
+    pods = Pods()
+    fast = catalog.BY_NAME[event_type].fast_encoder(CTX, pods=pods)
+    build = BUILDERS[event_type]
+    for cg in (1, 2, 7):  # a pod container with labels, a sandbox, a cgroup the resolver lacks
+        raw = build(cgroup_id=cg)
+        rec = catalog.DECODERS[event_type](raw, 0, CTX, OFFSET)
+        info = containers(cg)
+        rec["container_id"] = None if info is None else info.container_id
+        meta = pods.meta.get(cg)
+        rec["k8s"] = None if meta is None else meta.record()
+        want = REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :]
+        assert fast(raw, 0, OFFSET, containers)[0] == want, cg
+        schema = SCHEMAS[event_type]
+        _, decoded = codec.decode(schema.header + want, {schema.fingerprint: schema})
+        assert decoded["k8s"] == rec["k8s"]
+    assert pods.misses == [7]  # the known ones are one lookup: `missed` is asked for the unknown only

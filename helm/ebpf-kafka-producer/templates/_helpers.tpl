@@ -156,7 +156,27 @@ section goes to the forwarder alone (a change there must not roll the collectors
 {{- if $registry -}}
 {{- $_ := set $cfg "schema_registry" $registry -}}
 {{- end -}}
+{{- $socket := include "ekp.criSocket" . -}}
+{{- if $socket -}}
+{{- $k8s := get $cfg "k8s" | default dict -}}
+{{- if hasKey $k8s "runtime_socket" -}}
+{{- fail "config.k8s.runtime_socket: the chart sets it from criSocket (the mounted socket); set criSocket instead" -}}
+{{- end -}}
+{{- $_ := set $k8s "runtime_socket" $socket -}}
+{{- $_ := set $cfg "k8s" $k8s -}}
+{{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* The CRI socket to mount: criSocket, unless attribution is off (config.k8s.enabled: false). */}}
+{{- define "ekp.criSocket" -}}
+{{- $enabled := dig "k8s" "enabled" true (.Values.config | default dict) -}}
+{{- if and $enabled .Values.criSocket -}}
+{{- if not (hasPrefix "/" .Values.criSocket) -}}
+{{- fail (printf "criSocket: %q must be an absolute path on the node" .Values.criSocket) -}}
+{{- end -}}
+{{- .Values.criSocket -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Mounted files that the chosen protocol would ignore are a misconfiguration, not a default. */}}
