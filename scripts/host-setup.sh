@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent host preparation for the collector and its tests (Debian 12, root).
 #   - Debian packages: BCC (python3-bpfcc), kernel headers BCC compiles against, venv, Java for Kafka and the
-#     schema registry, openssl for the tests' certificates
+#     schema registry, openssl for the tests' certificates, and what builds the native data plane
+#     (gcc, python3-dev, librdkafka-dev: only librdkafka's header is used; the library at run time is
+#     the one inside the confluent-kafka wheel, producer/native/src/kafka.h)
 #   - /lib/modules/$(uname -r)/{build,source} -> Debian's linux-headers-amd64 when no exact match exists
 #   - tracefs mounted at /sys/kernel/tracing
 # Each step checks before it acts, so a second run changes nothing.
@@ -15,7 +17,8 @@ fi
 
 # shellcheck source=apt.sh
 . "$(cd "$(dirname "$0")" && pwd)/apt.sh"
-ensure_packages python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps openssl
+ensure_packages python3-bpfcc linux-headers-amd64 python3-venv python3-pip openjdk-17-jre-headless maven curl procps openssl \
+  gcc libc6-dev python3-dev librdkafka-dev
 
 kver=$(uname -r)
 moddir=/lib/modules/$kver

@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from ..errors import ConfigError
+from ..native import NATIVE_TYPES
 from .events import EventsConfig
 from .forward import ForwardConfig
 from .k8s import K8sConfig
@@ -127,6 +128,11 @@ class ReadersConfig(Section):
         0.5, gt=0, description="first wait before restarting a dead reader"
     )
     restart_backoff_max_s: float = Field(30.0, gt=0, description="the wait doubles up to this")
+    data_plane: Literal["auto", "native", "python"] = Field(
+        "auto",
+        description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers "
+        "every enabled event type (file_open so far), else python",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> ReadersConfig:
@@ -209,5 +215,13 @@ class Config(Section):
         if not self.events.streams():
             raise problem(
                 "syscall_counts needs at least one other event type enabled (events.<type>.enabled)", "events"
+            )
+        python_only = [t for t in self.events.streams() if t not in NATIVE_TYPES]
+        if self.readers.data_plane == "native" and python_only:
+            raise problem(
+                f"native covers only {', '.join(sorted(NATIVE_TYPES))} so far; disable "
+                f"{', '.join(python_only)}, or use auto (the Python plane for such a mix)",
+                "readers",
+                "data_plane",
             )
         return self

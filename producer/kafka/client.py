@@ -85,6 +85,14 @@ def new_producer(kcfg: KafkaConfig, client_id: str, *, quiet: bool = False, **ex
         raise KafkaConfigError(f"kafka.client: librdkafka rejected the configuration: {reason(e)}") from None
 
 
+def librdkafka_module() -> str:
+    """The file of confluent-kafka's C module: the native data plane reaches the librdkafka it loaded
+    through it (producer/native/src/kafka.h), so one process never holds two librdkafka copies."""
+    from confluent_kafka import cimpl
+
+    return str(cimpl.__file__)
+
+
 def reason(e: BaseException) -> str:
     """librdkafka's own words for a failed call."""
     if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):

@@ -34,6 +34,7 @@ class Health:
     reports_published: int = 0
     reports_failed: int = 0
     cpu_seconds: float = 0.0
+    data_plane: str = "python"  # the readers' (producer/native: select)
 
     @property
     def ready(self) -> bool:
@@ -117,6 +118,11 @@ def _health(h: Health) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "ebpf_producer_cpu_seconds", "CPU time of the collector's processes.", value=h.cpu_seconds
     )
+    plane = GaugeMetricFamily(
+        "ebpf_producer_data_plane", "The readers' data plane: native (C) or python.", labels=["plane"]
+    )
+    plane.add_metric([h.data_plane], 1)
+    yield plane
 
 
 # prometheus_client writes every value as a float ("5.0", "1.2345678e+07"). The counts are exact

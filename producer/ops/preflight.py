@@ -124,6 +124,15 @@ def check_readers(cfg: Config) -> Check:
     return Check("readers", f"{len(groups)}: " + " ".join(",".join(map(str, g)) for g in groups))
 
 
+def check_data_plane(cfg: Config) -> Check:
+    """Which data plane the readers will run; `native` required and unable to run is a failure."""
+    from .. import native
+
+    choice = native.select(cfg)
+    detail = choice.active + (f" ({choice.reason})" if choice.reason else "")
+    return Check("data plane", detail + (f", librdkafka {choice.library}" if choice.library else ""))
+
+
 def check_package_data() -> Check:
     """The BPF sources travel inside the package (or image): missing ones are an incomplete install."""
     return Check("package data", str(resources.require("bpf", resources.BPF_FILES)))
@@ -169,6 +178,7 @@ def checks(cfg: Config) -> Iterator[tuple[str, Callable[[], Check]]]:
     yield "package data", check_package_data
     yield "schemas", lambda: check_schemas(cfg)
     yield "readers", lambda: check_readers(cfg)
+    yield "data plane", lambda: check_data_plane(cfg)
     yield "credentials", lambda: check_credentials(cfg)
     yield "kafka", lambda: check_kafka(cfg)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from .. import native
 from ..config import Config, parse_listen
 from ..kafka.publisher import Publisher
 from ..kernel import cpus as cpus_mod
@@ -92,6 +93,7 @@ class Supervisor:
         self._install_signals()
         cpus = cpus_mod.online_cpus()
         groups = cpus_mod.cpu_groups(cfg, cpus)  # a config error, so before anything is loaded
+        data_plane = self._choose_data_plane()  # native required and unable to run: before any BPF
         # Up before any wait, so /healthz answers and /readyz says not ready while the registry is awaited.
         self._start_metrics()
         schema_ids = register_schemas(cfg, self.health, wait=self._wait, stopping=lambda: self._stop)
@@ -179,6 +181,7 @@ class Supervisor:
                 schema_ids=schema_ids,
                 shared=shared,
                 procs=procs,
+                data_plane=data_plane.active,
             ).main()
 
         pool = ReaderPool(cfg, groups, reader_main, ledger, exclusion, self.health)
@@ -247,6 +250,16 @@ class Supervisor:
         self.health.cpu_seconds = cpu_seconds([])
         self.metrics.start()
         log.info("metrics_listening", address=f"{host}:{self.metrics.port}")
+
+    def _choose_data_plane(self) -> native.Choice:
+        """Native or Python readers: decided once. An auto that falls back says so in one warning."""
+        choice = native.select(self.cfg)
+        self.health.data_plane = choice.active
+        say = log.warning if choice.fallback else log.info
+        say(
+            "data_plane", active=choice.active, wanted=choice.wanted, reason=choice.reason, lib=choice.library
+        )
+        return choice
 
     def _start_health_thread(self, publisher: Publisher) -> None:
         # Never logs: a lock held by this thread at a fork would be held forever in the child.

@@ -64,10 +64,13 @@ class Reader:
         schema_ids: Mapping[str, int] | None = None,
         shared: Sequence[SharedRing] = (),
         procs: Lookup | None = None,
+        data_plane: str = "python",
     ) -> None:
         """`shared`: the rings of every CPU (kernel/ringbuf.py); reader 0 reads them. `procs`: the
-        kernel's process table, when records carry ancestors (records/ancestry.py)."""
+        kernel's process table, when records carry ancestors (records/ancestry.py). `data_plane`:
+        the supervisor's choice (producer/native: select)."""
         self.index = index
+        self.data_plane = data_plane
         self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
         self.supervisor_pid = supervisor_pid
         self.cpus = tuple(cpus)
@@ -130,6 +133,10 @@ class Reader:
             # Containers that already run are known after one listing: wait for it (bounded) rather
             # than send their first records, which waited in the rings meanwhile, with k8s null.
             self.pods.ready.wait(self.cfg.k8s.timeout_s)
+        if self.data_plane == "native":
+            from ..native import plane
+
+            return plane.run(self)
         sink = Sink(
             self.cfg.kafka,
             f"ebpf-producer-{self.ctx.host}-r{self.index}",
@@ -141,7 +148,9 @@ class Reader:
         shared = [RingPoller(ring, self.shared_handler(ring, sink.produce)) for ring in self.shared]
         # Block in the perf rings' poll when there are any, else in a shared ring's (never spin).
         wait = poller.poll if self.rings else shared[0].poll if shared else _sleep_ms
-        log.info("reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid())
+        log.info(
+            "reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid(), data_plane="python"
+        )
 
         latency_s = r.max_latency_ms / 1000.0
         next_drain = time.monotonic() + latency_s
@@ -183,6 +192,10 @@ class Reader:
         if self.pods is not None:
             self.pods.stop()
         unresolved = sink.close(t0 + max(1.0, timeout - 2.0))
+        return self.stopped(t0, drained, unresolved)
+
+    def stopped(self, t0: float, drained: float, unresolved: int, **extra: Any) -> int:
+        """After the flush (either data plane): close the books, say how the stop went; the exit code."""
         counted = self._close_books()
         log.info(
             "reader_stopped",
@@ -191,6 +204,7 @@ class Reader:
             flush_s=round(time.monotonic() - drained, 3),
             unresolved=unresolved,
             counted_shutdown=counted,
+            **extra,
         )
         return 0
 

@@ -50,7 +50,8 @@ _SIZE, _OWN = FILE_OPEN.struct.size, FILE_OPEN.own
 
 _ACCMODE = {os.O_RDONLY: "O_RDONLY", os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR"}
 # Composite flags first: their bits include simpler ones (O_SYNC has O_DSYNC's, O_TMPFILE has O_DIRECTORY's).
-_OPEN_FLAG_NAMES = tuple(
+# (Also the native encoder's table: producer/native/tables.py.)
+OPEN_FLAG_NAMES = tuple(
     (name, getattr(os, name))
     for name in (
         "O_TMPFILE",
@@ -73,7 +74,8 @@ _OPEN_FLAG_NAMES = tuple(
     )
     if hasattr(os, name)
 )
-_CREATES = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+# the flags that make `mode` meaningful
+CREATING_FLAGS = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
 
 
 class OpenSection(Protocol):
@@ -91,7 +93,7 @@ def open_flag_names(flags: int) -> list[str]:
     """O_* names of an open() flags word, access mode first; unknown bits as a hex remainder."""
     names = [_ACCMODE.get(flags & os.O_ACCMODE, f"O_ACCMODE_{flags & os.O_ACCMODE}")]
     rest = flags & ~os.O_ACCMODE
-    for name, value in _OPEN_FLAG_NAMES:
+    for name, value in OPEN_FLAG_NAMES:
         if value and rest & value == value:
             names.append(name)
             rest &= ~value
@@ -131,7 +133,7 @@ def parse(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> FileOpen:
             path,
             bool(flags & OPEN_PATH_TRUNCATED),
             open_flags,
-            mode if open_flags & _CREATES else None,
+            mode if open_flags & CREATING_FLAGS else None,
             ret,
             c.escaped or e2,
         ),

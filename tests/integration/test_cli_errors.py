@@ -19,7 +19,7 @@ def test_bad_config_key(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert one_error_line(p) == (
         "ebpf-producer: config: readers.perf_pagez: unknown key (did you mean "
-        "readers.perf_pages?); known keys here: count, cpu_groups, max_auto, "
+        "readers.perf_pages?); known keys here: count, cpu_groups, data_plane, max_auto, "
         "max_latency_ms, perf_pages, pin, restart_backoff_initial_s, "
         "restart_backoff_max_s, wakeup_events"
     )

@@ -40,6 +40,7 @@ def test_names_labels_and_integer_values() -> None:
         "ebpf_producer_drop_reports_published_total",
         "ebpf_producer_drop_reports_failed_total",
         "ebpf_producer_cpu_seconds_total",
+        "ebpf_producer_data_plane",
     }
     assert "# TYPE ebpf_producer_events_total counter" in text
     assert "# TYPE ebpf_producer_in_flight gauge" in text

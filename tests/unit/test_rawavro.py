@@ -16,21 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import DecodeError
-from producer.k8s.meta import K8sMeta
 from producer.records import abi, ancestry, avro, catalog, codec, process, tcp
-from producer.records.containers import ContainerInfo
+from tests.support.encoders import COMMON, OFFSET, OPEN_FIELDS, POD, REFERENCE, SANDBOX, SCHEMAS, containers
 from tests.support.records import BOUNDARY, BUILDERS, CTX, exec_record, exit_record, open_record, tcp_record
 
-OFFSET = 1_700_000_000_123_456_789
-SCHEMAS = {t: codec.load_schema(t) for t in catalog.STREAM_TYPES}
-REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in catalog.STREAM_TYPES}
 FAST = {t: catalog.BY_NAME[t].fast_encoder(CTX) for t in catalog.STREAM_TYPES}
-
-
-def containers(cgroup_id: int) -> ContainerInfo | None:
-    if cgroup_id % 3 == 0:
-        return None  # a cgroup the resolver does not know
-    return ContainerInfo("/x", f"{cgroup_id:064x}" if cgroup_id % 2 else None, None)
 
 
 def reference(event_type: str, raw: bytes, cpu: int = 0) -> bytes:
@@ -89,28 +79,9 @@ def test_every_optional_field_both_ways() -> None:
         assert_same(t, tcp_record(t, pid=0, tid=0, uid=0, gid=0, comm=b"", task_flags=abi.TASK_OWNER_UNKNOWN))
 
 
-u32 = st.integers(0, 0xFFFFFFFF)
-pids = st.integers(1, abi.PID_MAX_LIMIT)
-names = st.binary(min_size=0, max_size=15).filter(lambda b: b"\0" not in b)
-common = st.fixed_dictionaries(
-    {
-        "seq": st.integers(0, 2**63 - 1),
-        "boot_ns": st.integers(10**9, 2**62),
-        "cgroup_id": st.integers(0, 2**63 - 1),
-        "pid": pids,
-        "tid": pids,
-        "ppid": st.integers(0, abi.PID_MAX_LIMIT),
-        "uid": u32,
-        "gid": u32,
-        "task_flags": st.sampled_from([0, abi.TASK_PPID_UNKNOWN]),
-        "comm": names,
-    }
-)
-
-
 @settings(max_examples=300, deadline=None)
 @given(
-    common,
+    COMMON,
     st.lists(st.binary(max_size=127).filter(lambda b: b"\0" not in b), max_size=32),
     st.binary(max_size=255).filter(lambda b: b"\0" not in b),
     st.integers(0, 0xF),
@@ -121,7 +92,7 @@ def test_fuzz_exec(c: dict[str, Any], argv: list[bytes], filename: bytes, flags:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    common,
+    COMMON,
     st.integers(0, 255),
     st.integers(1, 64),
     st.sampled_from([0, 1, 4, 5, 2, 6]),
@@ -132,26 +103,14 @@ def test_fuzz_exit(c: dict[str, Any], code: int, sig: int, flags: int, start: in
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    common,
-    st.binary(max_size=255).filter(lambda b: b"\0" not in b),
-    st.integers(0, 0xFFFFFFFF),
-    st.integers(0, 0o7777),
-    st.integers(-4095, 2**31 - 1),
-    st.integers(0, 1),
-    st.integers(0, 1),
-)
-def test_fuzz_open(
-    c: dict[str, Any], path: bytes, oflags: int, mode: int, ret: int, sc: int, fl: int
-) -> None:
-    assert_same(
-        "file_open", open_record(path=path, open_flags=oflags, mode=mode, ret=ret, syscall=sc, flags=fl, **c)
-    )
+@given(COMMON, OPEN_FIELDS)
+def test_fuzz_open(c: dict[str, Any], own: dict[str, Any]) -> None:
+    assert_same("file_open", open_record(**own, **c))
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    common,
+    COMMON,
     st.sampled_from(["tcp_connect", "tcp_accept", "tcp_close"]),
     st.booleans(),
     st.integers(0, 65535),
@@ -225,20 +184,6 @@ def test_inline_ancestors_both_ways() -> None:
 
 
 # -- the k8s field ----------------------------------------------------------------------------------
-
-POD = K8sMeta(
-    namespace="payments",
-    pod="web-7c9f-x2x",
-    pod_uid="0d5f7a52-5ad1-4c8b-9d47-1f1e6f0d2f00",
-    container="web",
-    image="registry.local/web:1.2 \u00e9",
-    labels={"app": "web", "app.kubernetes.io/part-of": "shop", "tier": ""},
-    workload_kind="Deployment",
-    workload="web",
-    node="node-a",
-    cluster=None,
-)
-SANDBOX = K8sMeta("kube-system", "p", "u", "POD", "", {}, None, None, "n", "c")
 
 
 class Pods:

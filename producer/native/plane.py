@@ -1,0 +1,154 @@
+"""A reader on the native data plane: the Python half, which runs between the engine's calls.
+
+The engine (src/engine.c) does the per-record work; this loop does what is rare or slow:
+it reacts to the stop signal, builds the entry of a cgroup the engine has not seen (the record
+waits in its ring meanwhile, so even a new container's first record gets its id; fields.py),
+re-measures the boot-to-wall clock offset every second, logs librdkafka's lines, and at the end
+drains, flushes, purges and closes the books exactly as reader/process.py does.
+
+A signal reaches the engine through Python's wakeup fd: the C-level handler writes a byte
+into a pipe the engine polls, so a stop is seen at once even while the engine waits. The engine
+releases the GIL while it works, so the reader's Kubernetes resolver thread runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ..kafka.client import LibrdkafkaLog, librdkafka_module
+from ..kafka.framing import framing
+from ..records import catalog
+from . import fields, tables
+
+if TYPE_CHECKING:
+    from ..ledger.arena import Arena
+    from ..reader.process import Reader
+
+log = structlog.get_logger("reader")
+
+# How long the engine may run before Python looks around (the clock offset is re-measured this often).
+RUN_MS = 1000
+
+
+class NativePlane:
+    def __init__(self, reader: Reader) -> None:
+        from . import _dataplane as dp
+
+        if reader.shared:
+            raise ValueError("the native data plane does not read shared rings (processes) yet")
+        self.dp = dp
+        self.r = reader
+        cfg = reader.cfg
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self._wake = (wake_r, wake_w)  # open for the process's life
+        client_id = f"ebpf-producer-{reader.ctx.host}-r{reader.index}"
+        reasons, codes = tables.ledger_reasons()
+        self.engine = dp.Engine(
+            tables=tables.encoder_tables(reader.ctx.host, reader.ctx.boot_id),
+            words=reader.arena.words,
+            reasons=reasons,
+            codes=codes,
+            conf=tables.producer_conf(cfg.kafka, client_id),
+            cimpl_path=librdkafka_module(),
+            key=reader.key,
+            wakeup_fd=wake_r,
+            max_block_ms=cfg.kafka.max_block_ms,
+            latency_ms=cfg.readers.max_latency_ms,
+        )
+        self.librdkafka_log = LibrdkafkaLog(client_id)
+        arena = reader.arena
+        for ring in reader.rings:
+            event = catalog.BY_NAME[ring.event_type]
+            # `reader` lets a consumer (and the CPU-group test) see which reader carried a record
+            frame = framing(event.schema, reader.schema_ids, reader=str(reader.index))
+            self.engine.add_ring(
+                ring.fd,
+                reader.perf.page_cnt,
+                ring.cpu,
+                event.id,
+                arena.base(reader.index, ring.type_idx, ring.cpu),
+                journal_of(arena, ring.type_idx, ring.cpu),
+                cfg.kafka.topic(ring.event_type),
+                frame.prefix,
+                [(k, v) for k, v in frame.headers if isinstance(v, bytes)],  # framing makes bytes only
+            )
+        self.engine.set_clock(reader.state.boot_to_wall_ns)
+
+    def run(self) -> int:
+        from ..reader.process import EXIT_PRODUCER_FATAL, boot_to_wall_ns
+
+        r = self.r
+        log.info("reader_started", reader=r.index, cpus=list(r.cpus), pid=os.getpid(), data_plane="native")
+        next_clock = time.monotonic() + 1.0
+        while not r.stopping:
+            status = self.engine.run(RUN_MS)
+            if status == self.dp.RUN_FATAL:
+                # librdkafka's idempotent producer cannot continue; a fresh one can
+                log.error("reader_producer_fatal", reader=r.index, error=self.engine.stats()["fatal"])
+                return EXIT_PRODUCER_FATAL
+            if status == self.dp.RUN_MISS:
+                self._resolve_cgroup()
+            self._forward_logs()
+            if time.monotonic() >= next_clock:
+                self.engine.set_clock(boot_to_wall_ns())
+                next_clock = time.monotonic() + 1.0
+        return self._shutdown()
+
+    def _resolve_cgroup(self) -> None:
+        """The engine stopped before a record of a cgroup it had no entry for: make one."""
+        r = self.r
+        cgroup_id = int(self.engine.stats()["missing"])
+        f = fields.cgroup_fields(
+            cgroup_id, r.containers.lookup, r.pods, r.containers.retry_s, r.cfg.k8s.refresh_s
+        )
+        self.engine.set_cgroup(cgroup_id, f.container, f.k8s, int(f.ttl_s * 1e9), f.unresolved)
+
+    def _consume(self) -> int:
+        """Drain every ring now; returns the records handled."""
+        total = 0
+        while True:
+            handled, paused = self.engine.consume()
+            total += handled
+            if not paused:
+                return total
+            self._resolve_cgroup()
+
+    def _forward_logs(self) -> None:
+        for level, facility, message in self.engine.take_logs():
+            self.librdkafka_log.log(level, "%s", facility, message)
+
+    def _shutdown(self) -> int:
+        """Drain the rings (the programs are detached by now), flush, purge, close the books."""
+        r = self.r
+        t0 = time.monotonic()
+        give_up = t0 + r.cfg.shutdown.timeout_s * 0.5
+        self.engine.give_up_at(_ns(give_up))  # from then on a full queue costs a record no wait
+        while self._consume() and time.monotonic() < give_up:
+            pass
+        drained = time.monotonic()
+        if r.pods is not None:
+            r.pods.stop()
+        unresolved = self.engine.close(_ns(t0 + max(1.0, r.cfg.shutdown.timeout_s - 2.0)))
+        self._forward_logs()
+        return r.stopped(t0, drained, unresolved, data_plane="native", corrupt=self.engine.stats()["corrupt"])
+
+
+def journal_of(arena: Arena, type_idx: int, cpu: int) -> tuple[int, int, int, int, int]:
+    """The journal's words of one (type, cpu) in the order the engine takes them."""
+    return (*arena.journal_indices(type_idx, cpu), arena.suspect_index(type_idx, cpu))
+
+
+def _ns(monotonic_s: float) -> int:
+    """time.monotonic() seconds as the engine's CLOCK_MONOTONIC nanoseconds."""
+    return int(monotonic_s * 1e9)
+
+
+def run(reader: Reader) -> int:
+    """Reader.run on the native data plane; returns the reader's exit code."""
+    return NativePlane(reader).run()

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared by module.c (Encoder, the module) and pyengine.c (Engine). */
+#ifndef EKP_PYGLUE_H
+#define EKP_PYGLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "engine.h"
+
+/* producer/native/tables.py's encoder tables into an encoder; -1 with a Python error */
+int ekp_py_load_tables(struct ekp_encoder *e, PyObject *tables);
+/* set_cgroup(cgroup_id, encoded_fields, ttl_ns=0) */
+PyObject *ekp_py_set_cgroup(struct ekp_encoder *e, PyObject *args);
+
+extern PyTypeObject ekp_EngineType;
+
+#endif /* EKP_PYGLUE_H */

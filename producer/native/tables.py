@@ -1,0 +1,84 @@
+"""What the C side is handed, built from the Python definitions so that each name, code and
+index keeps one definition: the encoder's tables (producer/records/), the ledger's layout
+(producer/ledger/arena.py), the producer's settings (producer/kafka/client.py).
+
+The tuples' orders are those src/module.c and src/pyengine.c parse.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import KafkaConfig
+from ..kafka.client import client_config
+from ..ledger import arena
+from ..records import abi, file_open
+from ..records.avro import opt_string, string_
+from ..records.identity import boot_tag
+
+# errno values a file_open record may carry (file_open.parse rejects ret < -4095)
+ERRNO_MAX = 4095
+# C struct -> the mirror in producer/records/ that the C build must agree with
+MIRRORS = {"ekp_file_open": file_open.FILE_OPEN}
+
+
+def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
+    """The encoder's constants: host and boot id, the kernel's limits, file_open's names."""
+
+    def name_of(code: int) -> bytes | None:
+        name = errno.errorcode.get(code)
+        return None if name is None else name.encode()
+
+    return (
+        string_(host.encode()) + string_(boot_id.encode()),
+        boot_tag(boot_id),
+        abi.PID_MAX_LIMIT,
+        [string_(s.encode()) for s in file_open.OPEN_SYSCALLS.values()],
+        os.O_ACCMODE,
+        # the access mode's name for each of its values, O_ACCMODE_3 included
+        [string_(file_open.open_flag_names(acc)[0].encode()) for acc in range(os.O_ACCMODE + 1)],
+        [(string_(name.encode()), value) for name, value in file_open.OPEN_FLAG_NAMES],
+        file_open.CREATING_FLAGS,
+        [opt_string(name_of(code)) for code in range(ERRNO_MAX + 1)],
+    )
+
+
+def ledger_reasons() -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The arena offsets of a block's reasons, and the delivery error names with a slot of their own."""
+    reasons = (
+        arena.LOST,
+        arena.DECODE_ERROR,
+        arena.ENCODE_ERROR,
+        arena.QUEUE_FULL,
+        arena.SHUTDOWN,
+        arena.DELIVERED,
+        arena.PRODUCED,
+        arena.ESCAPED,
+        arena.K8S_UNRESOLVED,
+        arena.DELIVERY_FAILED,
+    )
+    return reasons, arena.DELIVERY_CODES
+
+
+def producer_conf(kcfg: KafkaConfig, client_id: str) -> list[tuple[str, str]]:
+    """The reader's librdkafka settings, exactly those of the Python path's producer, as strings."""
+
+    def text(v: object) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+    return [(k, text(v)) for k, v in client_config(kcfg, client_id).items()]
+
+
+def layout_drift(compiled: Mapping[str, Mapping[str, tuple[int, int]]]) -> str:
+    """'' when the extension reads every field where producer/records/ says it is, else what differs."""
+    for struct, mirror in MIRRORS.items():
+        want = mirror.offsets()
+        got = compiled.get(struct, {})
+        for field, (offset, size) in want.items():
+            have = got.get(field)
+            if have is None or have[0] != offset or (size >= 0 and have[1] != size):
+                return f"{struct}.{field}: {have} in C, {(offset, size)} in the mirror"
+    return ""

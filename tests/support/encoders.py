@@ -1,0 +1,165 @@
+"""The encoders of a raw record, for the tests that hold them equal.
+
+- the reference: the family's dict decoder (producer/records/) + fastavro;
+- the Python fast path: the family's `*_encoder` (records/avro.py);
+- the native one (producer/native/src/records.c), for the event types it covers, fed the cgroup
+  fields the engine is fed (producer/native/fields.py).
+
+Each must give the same Avro body and the same strings_escaped flag, or all must reject the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from producer.errors import DecodeError
+from producer.k8s.meta import K8sMeta
+from producer.native import NATIVE_TYPES, _dataplane, fields, tables
+from producer.records import abi, avro, catalog, codec
+from producer.records.containers import ContainerInfo
+from tests.support.records import CTX
+
+OFFSET = 1_700_000_000_123_456_789
+SCHEMAS = {t: codec.load_schema(t) for t in catalog.STREAM_TYPES}
+REFERENCE = {t: codec.Encoder(SCHEMAS[t]) for t in catalog.STREAM_TYPES}
+
+Outcome = tuple[bytes, bool] | type[DecodeError]
+
+POD = K8sMeta(
+    namespace="payments",
+    pod="web-7c9f-x2x",
+    pod_uid="0d5f7a52-5ad1-4c8b-9d47-1f1e6f0d2f00",
+    container="web",
+    image="registry.local/web:1.2 \u00e9",
+    labels={"app": "web", "app.kubernetes.io/part-of": "shop", "tier": ""},
+    workload_kind="Deployment",
+    workload="web",
+    node="node-a",
+    cluster=None,
+)
+SANDBOX = K8sMeta("kube-system", "p", "u", "POD", "", {}, None, None, "n", "c")
+
+
+# the common fields of a record, anywhere in their ranges (the records' own fields are the tests')
+COMMON = st.fixed_dictionaries(
+    {
+        "seq": st.integers(0, 2**63 - 1),
+        "boot_ns": st.integers(10**9, 2**62),
+        "cgroup_id": st.integers(0, 2**63 - 1),
+        "pid": st.integers(1, abi.PID_MAX_LIMIT),
+        "tid": st.integers(1, abi.PID_MAX_LIMIT),
+        "ppid": st.integers(0, abi.PID_MAX_LIMIT),
+        "uid": st.integers(0, 0xFFFFFFFF),
+        "gid": st.integers(0, 0xFFFFFFFF),
+        "task_flags": st.sampled_from([0, abi.TASK_PPID_UNKNOWN]),
+        "comm": st.binary(min_size=0, max_size=15).filter(lambda b: b"\0" not in b),
+    }
+)
+
+# file_open's own fields, anywhere in their ranges
+OPEN_FIELDS = st.fixed_dictionaries(
+    {
+        "path": st.binary(max_size=255).filter(lambda b: b"\0" not in b),
+        "open_flags": st.integers(0, 0xFFFFFFFF),
+        "mode": st.integers(0, 0o7777),
+        "ret": st.integers(-4095, 2**31 - 1),
+        "syscall": st.integers(0, 1),
+        "flags": st.integers(0, 1),
+    }
+)
+
+
+def containers(cgroup_id: int) -> ContainerInfo | None:
+    if cgroup_id % 3 == 0:
+        return None  # a cgroup the resolver does not know
+    return ContainerInfo("/x", f"{cgroup_id:064x}" if cgroup_id % 2 else None, None)
+
+
+class Pods:
+    """The reader's Kubernetes resolver as the encoders see it, without a runtime: cgroups 1 and 2
+    are pods' (a container with labels, a sandbox), cgroups 7 and 11 pods' not resolved yet, the
+    rest no pod's."""
+
+    PENDING = frozenset({7, 11})
+
+    def __init__(self) -> None:
+        self.meta = {1: POD, 2: SANDBOX}
+        self.encoded = {cg: m.encode_union() for cg, m in self.meta.items()}
+        self.misses: list[int] = []
+
+    def unresolved(self, cgroup_id: int, info: ContainerInfo | None) -> bool:
+        """k8s/resolver.py PodResolver.unresolved."""
+        if cgroup_id in self.PENDING:
+            return True
+        if info is not None:
+            self.encoded[cgroup_id] = avro.NULL
+        return False
+
+    def missed(self, cgroup_id: int, container_of: avro.ContainerOf) -> bytes:
+        """reader/pods.py RingPods.missed."""
+        if self.unresolved(cgroup_id, container_of(cgroup_id)):
+            self.misses.append(cgroup_id)
+        return avro.NULL
+
+    def record(self, cgroup_id: int) -> dict[str, Any] | None:
+        meta = self.meta.get(cgroup_id)
+        return None if meta is None else meta.record()
+
+
+def reference(event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None) -> Outcome:
+    try:
+        rec = catalog.DECODERS[event_type](raw, cpu, CTX, offset)
+    except DecodeError:
+        return DecodeError
+    info = containers(rec["cgroup_id"])
+    rec["container_id"] = None if info is None else info.container_id
+    if pods is not None:
+        rec["k8s"] = pods.record(rec["cgroup_id"])
+    return REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :], rec["strings_escaped"]
+
+
+def fast(event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None) -> Outcome:
+    try:
+        return catalog.BY_NAME[event_type].fast_encoder(CTX, pods=pods)(raw, cpu, offset, containers)
+    except DecodeError:
+        return DecodeError
+
+
+class Native:
+    """The engine's way: a record of a cgroup not in the table stops; Python fills the entry; again."""
+
+    def __init__(self, pods: Pods | None = None) -> None:
+        self.encoder = _dataplane.Encoder(tables.encoder_tables(CTX.host, CTX.boot_id))
+        self.pods = pods
+        self.unresolved = 0  # records the engine would count as k8s_unresolved
+
+    def __call__(self, event_type: str, raw: bytes, cpu: int, offset: int) -> Outcome:
+        type_id = catalog.EVENT_TYPE_IDS[event_type]
+        for _ in range(2):
+            try:
+                body, escaped, unresolved = self.encoder.encode(raw, cpu, offset, type_id)
+            except _dataplane.DecodeError:
+                return DecodeError
+            except _dataplane.CgroupMiss as miss:
+                cg = miss.args[0]
+                f = fields.cgroup_fields(cg, containers, self.pods, retry_s=2.0, refresh_s=60.0)
+                self.encoder.set_cgroup(cg, f.container, f.k8s, int(f.ttl_s * 1e9), f.unresolved)
+                continue
+            self.unresolved += unresolved
+            return body, escaped
+        raise AssertionError("the cgroup was set and still missed")
+
+
+NATIVE = Native()
+
+
+def assert_same(event_type: str, raw: bytes, cpu: int = 0, offsets: tuple[int, ...] = (OFFSET,)) -> None:
+    for offset in offsets:
+        want = reference(event_type, raw, cpu, offset)
+        got: dict[str, Any] = {"fast": fast(event_type, raw, cpu, offset)}
+        if event_type in NATIVE_TYPES:
+            got["native"] = NATIVE(event_type, raw, cpu, offset)
+        for name, outcome in got.items():
+            assert outcome == want, (name, raw.hex(), offset)

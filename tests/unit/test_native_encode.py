@@ -1,0 +1,166 @@
+"""The native encoder (producer/native/src/records.c) writes the bytes of the Python ones.
+
+For every event type it covers: held equal to the reference (dict + fastavro) and to the type's fast
+encoder (tests/support/encoders.py) at typical records, the boundaries of every field it reads
+(identity and k8s included), clock offsets of either sign, invalid UTF-8 of every kind, records
+malformed in every field, and under a fuzz of field values and of arbitrary bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer.native import NATIVE_TYPES, _dataplane, tables
+from producer.records import abi, catalog
+from tests.support.encoders import COMMON, OFFSET, OPEN_FIELDS, Native, Pods, assert_same, fast, reference
+from tests.support.records import BOUNDARY, BUILDERS, open_record
+
+# the clock offset is added before the division by 1000: both signs, and none
+OFFSETS = (OFFSET, -OFFSET, 0, 999, -999)
+
+
+def test_every_native_type_is_a_stream_type_with_a_builder() -> None:
+    assert set(catalog.STREAM_TYPES) >= NATIVE_TYPES
+    assert set(BUILDERS) >= NATIVE_TYPES
+
+
+def test_the_build_reads_the_fields_where_the_mirror_says() -> None:
+    assert tables.layout_drift(_dataplane.layout()) == ""
+    moved = {"ekp_file_open": {**_dataplane.layout()["ekp_file_open"], "task.start_ns": (40, 8)}}
+    assert "ekp_file_open.task.start_ns" in tables.layout_drift(moved)
+
+
+@pytest.mark.parametrize("event_type", sorted(NATIVE_TYPES))
+def test_boundaries_of_the_common_fields(event_type: str) -> None:
+    build = BUILDERS[event_type]
+    unknown = abi.TASK_PROC_UNKNOWN
+    for raw in (
+        build(),
+        build(cgroup_id=4),  # known, no container
+        build(cgroup_id=5),  # a container id
+        build(cgroup_id=3),  # a cgroup the container resolver does not know
+        build(**BOUNDARY),
+        build(seq=0, boot_ns=1, start_ns=1, parent_start_ns=0, cgroup_id=0, uid=0, gid=0, ppid=0),
+        build(comm=b"x" * 15),
+        build(comm=b"\xe2\x82"),
+        # identity: known, unknown, the parent's unknown, the ppid unknown
+        build(task_flags=unknown, start_ns=0, parent_start_ns=0),
+        build(task_flags=unknown, start_ns=2**64 - 1, parent_start_ns=2**64 - 1),  # not read: unknown
+        build(task_flags=abi.TASK_PARENT_UNKNOWN, parent_start_ns=2**63),
+        build(task_flags=abi.TASK_PPID_UNKNOWN),
+        build(task_flags=abi.TASK_PPID_UNKNOWN | abi.TASK_PARENT_UNKNOWN | abi.TASK_PROC_UNKNOWN),
+        build(boot_ns=2**63 - 1, start_ns=2**63 - 1, parent_start_ns=2**63 - 1, pid=abi.PID_MAX_LIMIT),
+        # beyond the bounds: rejected by every encoder
+        build(start_ns=0),
+        build(boot_ns=100, start_ns=101),
+        build(start_ns=100, parent_start_ns=101),
+        build(task_flags=abi.TASK_PARENT_UNKNOWN, start_ns=100, parent_start_ns=101),
+        build(seq=2**63),
+        build(boot_ns=2**64 - 1),
+        build(cgroup_id=2**63),
+        build(pid=0),
+        build(pid=abi.PID_MAX_LIMIT + 1),
+        build(tid=abi.PID_MAX_LIMIT + 1),
+        build(ppid=abi.PID_MAX_LIMIT + 1),
+        build(task_flags=abi.TASK_OWNER_UNKNOWN),
+        build(task_flags=0x10),
+        build(type_id=0),
+        build(cpu=1),
+        build(comm=b"c" * 16),  # no NUL in the field
+    ):
+        assert_same(event_type, raw, offsets=OFFSETS)
+
+
+def test_file_open_fields_at_and_beyond_their_bounds() -> None:
+    fixed = len(open_record()) - len(b"/etc/passwd\0") - 3
+    for raw in (
+        open_record(ret=-4096),  # neither an fd nor an errno
+        open_record(ret=-4095),  # an errno without a name
+        open_record(ret=-2),
+        open_record(ret=2**31 - 1),
+        open_record(open_flags=0xFFFFFFFF, mode=0o7777),  # every flag, the access mode 3, a hex rest
+        open_record(open_flags=2**32),  # beyond u32
+        open_record(open_flags=os.O_DIRECTORY, mode=0o644),  # part of O_TMPFILE's bits: mode reported
+        open_record(open_flags=os.O_RDONLY, mode=0o644),  # not creating: mode null
+        open_record(open_flags=os.O_WRONLY | os.O_CREAT | 0x40000000, mode=0o600),
+        open_record(mode=0o10000),
+        open_record(syscall=1, path=b"/tmp/\xff", flags=1),
+        open_record(syscall=2),
+        open_record(flags=2),
+        open_record(path=b""),
+        open_record(path=b"p" * 255),
+        open_record(path_size=0),
+        open_record(path_size=257),
+        open_record(path=b"abc", path_size=2),  # no NUL within path_size
+        open_record(path=b"abc", path_size=7),  # runs past the record (3 padding bytes only)
+        open_record()[: fixed - 1],
+        open_record()[:fixed],
+        b"",
+    ):
+        assert_same("file_open", raw, offsets=OFFSETS)
+
+
+def test_invalid_utf8_of_every_kind_is_escaped_byte_by_byte() -> None:
+    cases = [
+        b"\xe2\x82\xac",  # valid: the euro sign
+        b"\xe2\x82",  # cut short
+        b"\xed\xa0\x80",  # a surrogate
+        b"\xf4\x90\x80\x80",  # beyond U+10FFFF
+        b"\xf0\x9f\x98\x80",  # valid: 4 bytes
+        b"\xc0\xaf",  # overlong
+        b"\xe0\x80\xaf",  # overlong, 3 bytes
+        b"\xf0\x80\x80\xaf",  # overlong, 4 bytes
+        b"\x80\xbf",  # continuation bytes alone
+        b"\xf8\x88\x80\x80\x80",  # 5-byte form
+        b"\xe2\x82\xe2\x82\xac",  # cut short, then valid
+        b"\xff",
+    ]
+    for path in cases:
+        assert_same("file_open", open_record(path=b"/" + path + b"/x"))
+
+
+@pytest.mark.parametrize("event_type", sorted(NATIVE_TYPES))
+def test_k8s_values_and_unresolved_pods_as_the_python_path(event_type: str) -> None:
+    """k8s from the resolver's encoded dict; a pod cgroup not resolved yet: null, and counted."""
+    py_pods, native_pods = Pods(), Pods()
+    native = Native(native_pods)
+    build = BUILDERS[event_type]
+    # a pod container with labels, a sandbox, pods not resolved yet, no pod's, not known at all
+    for cg in (1, 2, 7, 7, 11, 4, 5, 3, 1):
+        raw = build(cgroup_id=cg)
+        want = reference(event_type, raw, 0, OFFSET, py_pods)
+        assert fast(event_type, raw, 0, OFFSET, py_pods) == want, cg
+        assert native(event_type, raw, 0, OFFSET) == want, cg
+    # the Python path counts each record of a pending pod (reader/pods.py); the engine does too
+    assert py_pods.misses == [7, 7, 11]
+    assert native.unresolved == 3
+
+
+# identity flags too: the native encoder reads them (the owner-unknown flag is tcp's alone)
+TASK_FLAGS = st.integers(0, abi.TASK_FLAGS_ALL).filter(lambda f: not f & abi.TASK_OWNER_UNKNOWN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(COMMON, TASK_FLAGS, OPEN_FIELDS, st.sampled_from(OFFSETS))
+def test_fuzz_open(c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int) -> None:
+    assert_same("file_open", open_record(**own, **{**c, "task_flags": task_flags}), offsets=(offset,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(NATIVE_TYPES)), st.data())
+def test_fuzz_corrupted_records_agree_too(event_type: str, data: st.DataObject) -> None:
+    raw = bytearray(BUILDERS[event_type]())
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    assert_same(event_type, bytes(raw[: data.draw(st.integers(0, len(raw)))]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(NATIVE_TYPES)), st.binary(max_size=400))
+def test_fuzz_arbitrary_bytes_agree(event_type: str, raw: bytes) -> None:
+    assert_same(event_type, raw)

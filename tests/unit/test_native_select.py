@@ -1,0 +1,76 @@
+"""Which data plane the readers run (producer/native: select), and the one librdkafka both planes use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import confluent_kafka
+import pytest
+
+from producer import config, native
+from producer.errors import ConfigError, PackageDataError
+from producer.kafka.client import librdkafka_module
+from producer.ledger.book import Snapshot
+from producer.ops import preflight
+from producer.ops.metrics import Health, render
+from producer.records import catalog
+
+FILE_OPEN_ONLY = {"events": {t: {"enabled": t == "file_open"} for t in catalog.STREAM_TYPES}}
+
+
+def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
+    return config.validate({"readers": {"data_plane": plane}, **(events or {})})
+
+
+def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
+    assert native.select(cfg("python", FILE_OPEN_ONLY)) == native.Choice("python", "python", "configured")
+    choice = native.select(cfg("auto"))  # the defaults: process_exec and friends
+    assert choice.active == "python" and "process_exec" in choice.reason and not choice.fallback
+
+
+def test_native_required_with_a_type_it_does_not_cover_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"readers.data_plane.*native covers only file_open"):
+        cfg("native")
+
+
+def test_native_where_it_covers_every_enabled_type() -> None:
+    for wanted in ("auto", "native"):
+        choice = native.select(cfg(wanted, FILE_OPEN_ONLY))
+        assert choice.active == "native", choice
+        assert "librdkafka" in Path(choice.library).name
+
+
+def test_an_extension_that_cannot_run_falls_back_or_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> str:
+        raise native.UnavailableError("the extension is not built (test)")
+
+    monkeypatch.setattr(native, "probe", broken)
+    choice = native.select(cfg("auto", FILE_OPEN_ONLY))
+    assert choice.active == "python" and choice.fallback and "not built" in choice.reason
+    with pytest.raises(PackageDataError, match=r"readers.data_plane: native cannot run here: .*not built"):
+        native.select(cfg("native", FILE_OPEN_ONLY))
+
+
+def test_one_librdkafka_in_the_process_the_one_confluent_kafka_loaded() -> None:
+    from producer.native import _dataplane
+
+    version, number, library = _dataplane.probe(librdkafka_module())
+    assert (version, number) == confluent_kafka.libversion()
+    mapped = {
+        line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "librdkafka" in line
+    }
+    assert mapped == {str(Path(library).resolve())}, mapped  # not a second copy beside it
+
+
+def test_check_says_which_plane_will_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert preflight.check_data_plane(cfg("auto", FILE_OPEN_ONLY)).detail.startswith("native, librdkafka /")
+    assert preflight.check_data_plane(cfg("auto")).detail.startswith("python (no native encoder yet for")
+    monkeypatch.setattr(native, "probe", lambda: (_ for _ in ()).throw(native.UnavailableError("gone")))
+    with pytest.raises(PackageDataError):
+        preflight.check_data_plane(cfg("native", FILE_OPEN_ONLY))
+
+
+def test_the_metric_says_which_plane_runs() -> None:
+    page = render(Snapshot(), Health(data_plane="native"))
+    assert 'ebpf_producer_data_plane{plane="native"} 1' in page
+    assert 'ebpf_producer_data_plane{plane="python"} 1' in render(Snapshot(), Health())
