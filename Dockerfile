@@ -20,6 +20,12 @@ RUN python3 -m venv --system-site-packages /opt/venv
 
 # The wheel, built from the sources in a stage of its own: the image gets the wheel, never the source tree.
 FROM runtime AS wheel
+# The native data plane (producer/native) is C: a compiler, Python's headers and librdkafka's header. The
+# extension calls the librdkafka inside the confluent-kafka wheel (producer/native/src/kafka.h), so the
+# image needs no librdkafka package at run time, and none of these.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev librdkafka-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # setup.py generates the CRI v1 gRPC stubs from producer/k8s/proto while the wheel is built
 COPY pyproject.toml setup.py README.md ./
@@ -42,9 +48,11 @@ RUN --mount=type=secret,id=ca-bundle \
  && rm -rf /dist
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /
-# Smoke check: the console script starts, BCC imports, and the BPF sources and schemas are package data.
+# Smoke check: the console script starts, BCC imports, the BPF sources and schemas are package data, and
+# the native data plane loads and reaches librdkafka.
 RUN ebpf-producer --version \
  && python -c "import bcc, producer" \
+ && python -c "from producer import native; print('native data plane, librdkafka', native.probe())" \
  && python -c "from importlib.resources import files; \
 assert files('producer.bpf').joinpath('collector.bpf.c').is_file(); \
 assert files('producer.schemas').joinpath('drop_report.avsc').is_file()" \

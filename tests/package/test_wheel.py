@@ -107,6 +107,26 @@ def test_the_wheel_carries_its_bpf_sources_and_schemas_and_no_benchmark(installe
     assert (site / "bpf" / "collector.bpf.c").is_file()
 
 
+def test_the_wheel_carries_the_native_data_plane_compiled(installed: Installed, tmp_path: Path) -> None:
+    import zipfile
+
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    assert [n for n in names if n.startswith("producer/native/_dataplane.") and n.endswith(".so")], names
+    assert "producer/native/_dataplane.pyi" in names
+    assert not [n for n in names if n.startswith("producer/native/src/")]  # built, not shipped as source
+    probe = "from producer import native; print(native.__file__); print(native.probe())"
+    out = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+    ).stdout.split()
+    assert Path(out[0]).is_relative_to(installed.venv), out
+    assert "librdkafka" in Path(out[1]).name and Path(out[1]).is_relative_to(installed.venv), out
+
+
 def test_the_installed_cri_stubs_speak_the_cri_wire_format(installed: Installed, tmp_path: Path) -> None:
     probe = (
         "import producer.k8s.cri as cri, producer.k8s.cri_v1.api_pb2 as pb;"
