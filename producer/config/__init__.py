@@ -10,7 +10,7 @@ from them by ``python -m producer.config.export``; a test fails when either has 
     rules.py    the vocabulary the sections are declared with (strict sections, checks with messages)
     kafka.py    kafka, kafka.security, schema_registry
     events.py   one section per event type, and EventsConfig
-    model.py    filters, readers, shutdown, accounting, metrics, log, and Config, the root
+    model.py    filters, readers, shutdown, spool, accounting, metrics, log, and Config, the root
     load.py     load() and validate(); pydantic's errors translated into one line, in one place
     schema.py   the JSON schema of Config, self-contained
     export.py   writes the chart's schema and README's block from it
@@ -41,6 +41,7 @@ from .model import (
     PidList,
     ReadersConfig,
     ShutdownConfig,
+    SpoolConfig,
     parse_listen,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "SchemaRegistryConfig",
     "SecurityConfig",
     "ShutdownConfig",
+    "SpoolConfig",
     "SyscallCountsConfig",
     "ToggleConfig",
     "load",

@@ -46,6 +46,7 @@ _CHART_NOTES: dict[tuple[str, ...], dict[str, Any]] = {
         "description": "the *_file keys are set by the chart from credentials.schemaRegistry"
     },
     ("schema_registry", "url"): {"minLength": 1},
+    ("spool", "dir"): {"description": "set by the chart: the mount of spool.hostPath"},
 }
 _CREDENTIALS = {
     ("kafka", "security"): "credentials.kafka",

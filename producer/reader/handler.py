@@ -1,9 +1,10 @@
 """The hot path: what a reader does with each record libbcc hands it, and with Kafka's answers.
 
 Every record taken from a ring ends in exactly one ledger counter of this reader's arena block:
-produced (then delivered, delivery_failed or shutdown when Kafka answers), or one of decode_error,
-encode_error, queue_full. The sample handler runs as a ctypes callback, so it never raises
-(ctypes would print the error and drop the record uncounted).
+produced (then delivered, delivery_failed or shutdown when Kafka answers), spooled (reader/spooling.py
+follows it from there), or one of decode_error, encode_error, queue_full, spool_full. The sample
+handler runs as a ctypes callback, so it never raises (ctypes would print the error and drop the
+record uncounted).
 
 Per record, in order: copy the bytes, read the sequence number, skip the one record a dead
 predecessor already counted (ledger/arena.py: the journal), parse + encode to Avro (the event
@@ -19,7 +20,7 @@ from typing import Any
 
 from ..errors import DecodeError
 from ..kafka import sink as sink_mod
-from ..kafka.framing import framing
+from ..kafka.sink import RingProduce
 from ..kernel.perfbuf import LostHandler, SampleHandler
 from ..ledger.arena import (
     DECODE_ERROR,
@@ -27,7 +28,7 @@ from ..ledger.arena import (
     ENCODE_ERROR,
     ESCAPED,
     LOST,
-    PRODUCED,
+    SHUTDOWN,
     Arena,
     Journal,
     delivery_slot,
@@ -36,8 +37,6 @@ from ..records.abi import SEQ, SEQ_END, SEQ_OFFSET
 from ..records.avro import ContainerOf
 from ..records.catalog import EventType
 from ..records.common import DecodeContext
-
-Produce = Callable[[str, bytes, bytes, Any, Callable[[Any, Any], None]], "int | None"]
 
 
 class ReaderState:
@@ -59,27 +58,22 @@ def sample_handler(
     arena: Arena,
     state: ReaderState,
     ctx: DecodeContext,
-    produce: Produce,
-    topic: str,
-    key: bytes,
-    schema_ids: dict[str, int],
+    prefix: bytes,
+    produce: RingProduce,
     container_of: ContainerOf,
 ) -> SampleHandler:
+    """`prefix`: the framing before every Avro body; `produce`: the ring's (value, seq) -> outcome."""
     words = arena.words
     base = arena.base(reader, type_idx, cpu)
     journal = Journal(arena, type_idx, cpu).count
     suspect_i = arena.suspect_index(type_idx, cpu)
-    # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
-    frame = framing(event.schema, schema_ids, reader=str(reader))
-    headers = frame.headers
-    encode = event.fast_encoder(ctx, frame.prefix)
-    on_delivery = delivery_handler(arena, base)
+    encode = event.fast_encoder(ctx, prefix)
     string_at = ct.string_at
     seq_at = SEQ.unpack_from
     other_failure = delivery_slot("other")
     # Closure cells, not module globals: what the callback reads per record costs the least to read.
     seq_offset, seq_end = SEQ_OFFSET, SEQ_END
-    decode_error, encode_error, produced, escaped_i = DECODE_ERROR, ENCODE_ERROR, PRODUCED, base + ESCAPED
+    decode_error, encode_error, escaped_i = DECODE_ERROR, ENCODE_ERROR, base + ESCAPED
 
     def on_sample(_cookie: Any, data: int, size: int) -> None:
         try:
@@ -95,8 +89,7 @@ def sample_handler(
                 outcome = encode_error  # the parse inside raises DecodeError for bad bytes
                 value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
                 outcome = other_failure
-                result = produce(topic, value, key, headers, on_delivery)
-                outcome = produced if result is None else result
+                outcome = produce(value, seq)  # type: ignore[arg-type]  # the encoder raised if seq was None
                 if escaped:
                     words[escaped_i] += 1
             except DecodeError:
@@ -120,16 +113,26 @@ def lost_handler(arena: Arena, reader: int, type_idx: int, cpu: int) -> LostHand
     return on_lost
 
 
-def delivery_handler(arena: Arena, base: int) -> Callable[[Any, Any], None]:
-    """librdkafka's delivery report for one (reader, type, CPU) block -> its counter."""
+def delivery_handler(
+    arena: Arena, base: int, on_purged: Callable[[Any], None] | None = None
+) -> Callable[[Any, Any], None]:
+    """librdkafka's delivery report for one (reader, type, CPU) block -> its counter.
+
+    `on_purged` (with a spool): a message given back by the purge at shutdown is handed to it instead
+    of being counted as shutdown; the spool counts it (respooled) when it has written it.
+    """
     words = arena.words
     delivered = base + DELIVERED
     classify = sink_mod.classify
 
-    def on_delivery(err: Any, _msg: Any) -> None:
+    def on_delivery(err: Any, msg: Any) -> None:
         if err is None:
             words[delivered] += 1
+            return
+        reason = classify(err)
+        if reason == SHUTDOWN and on_purged is not None:
+            on_purged(msg)
         else:
-            words[base + classify(err)] += 1
+            words[base + reason] += 1
 
     return on_delivery

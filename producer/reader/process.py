@@ -13,7 +13,12 @@ the successor which sequence number to skip.
 
 Signals: SIGINT/SIGTERM are ignored (a Ctrl-C reaches the whole process
 group, and a reader must not drain before the supervisor has detached the
-programs); the supervisor asks for a stop with SIGUSR1.
+programs); the supervisor asks for a stop with SIGUSR1. A supervisor that dies
+sends the same signal (PR_SET_PDEATHSIG): the reader drains, delivers, closes
+its books and writes the kernel's final counts of its CPUs into the arena, so
+that the next start can publish the dead run's final report (ledger/recovery.py).
+
+With a spool (spool.enabled) the reader's way to Kafka is reader/spooling.py's.
 """
 
 from __future__ import annotations
@@ -24,18 +29,25 @@ import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from ..config import Config
+from ..kafka.framing import framing
 from ..kafka.sink import Sink
 from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandler
-from ..ledger.arena import N_REASONS, SHUTDOWN, Arena, pending
-from ..records import catalog
+from ..ledger.arena import CLOSED, KERNEL_FINAL, N_REASONS, SHUTDOWN, Arena, pending
+from ..ledger.book import ReadKernel
+from ..records import catalog, codec
 from ..records.containers import ContainerResolver
+from ..spool.frame import SegmentHeader
+from ..spool.scan import segment_bytes
+from ..spool.store import Spool, reader_dir
 from . import handler
-from .handler import Produce, ReaderState
+from .handler import ReaderState
+from .spooling import SpoolOutlet
 
 log = structlog.get_logger("reader")
 
@@ -59,8 +71,12 @@ class Reader:
         supervisor_pid: int = 0,
         drain_only: bool = False,
         schema_ids: Mapping[str, int] | None = None,
+        run_id: str = "",
+        read_kernel: ReadKernel | None = None,
     ) -> None:
         self.index = index
+        self.run_id = run_id
+        self.read_kernel = read_kernel  # the final kernel counts of our CPUs, after the drain
         self.schema_ids = dict(schema_ids or {})  # registered: Confluent framing with these ids
         self.supervisor_pid = supervisor_pid
         self.cpus = tuple(cpus)
@@ -70,7 +86,9 @@ class Reader:
         self.rings = [r for r in perf.rings if r.cpu in self.cpus]
         self.ctx = catalog.decode_context(cfg, host, boot_id)
         self.key = host.encode()
+        self.host, self.boot_id = host, boot_id
         self.containers = ContainerResolver()
+        self.outlet: Sink | SpoolOutlet | None = None
         # drain_only: started during shutdown for a reader that was dead, to empty its rings
         self.stopping = drain_only
         self.state = ReaderState(boot_to_wall_ns())
@@ -118,34 +136,71 @@ class Reader:
             self.cfg.kafka,
             f"ebpf-producer-{self.ctx.host}-r{self.index}",
             lambda: time.monotonic() >= self._give_up_queue_at,
+            spool=self.cfg.spool.enabled,
         )
-        poller = self.perf.map_in_reader(
-            self.rings, lambda ring: self.sample_handler(ring, sink.produce), self.lost_handler
+        outlet = self.outlet = self._outlet(sink)
+        spooling = outlet if isinstance(outlet, SpoolOutlet) else None
+        poller = self.perf.map_in_reader(self.rings, self.sample_handler, self.lost_handler)
+        log.info(
+            "reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid(), spool=bool(spooling)
         )
-        log.info("reader_started", reader=self.index, cpus=list(self.cpus), pid=os.getpid())
 
         latency_s = r.max_latency_ms / 1000.0
         next_drain = time.monotonic() + latency_s
         next_clock = time.monotonic() + 1.0
+        busy = False  # replay work waiting: the loop does not block in the perf poll
         while not self.stopping:
             if sink.fatal:
                 # librdkafka's idempotent producer cannot continue; a fresh one can
                 log.error("reader_producer_fatal", reader=self.index, error=sink.fatal)
                 return EXIT_PRODUCER_FATAL
-            poller.poll(r.max_latency_ms)
+            poller.poll(0 if busy else r.max_latency_ms)
             now = time.monotonic()
             if now >= next_drain:
                 # wakeup_events > 1 leaves a lone record waiting for company;
                 # this bounds its wait to max_latency_ms.
                 poller.consume()
                 next_drain = now + latency_s
-            sink.poll(0)
+            served = sink.poll(0)
+            if spooling is not None:
+                busy = spooling.tick(served, now)
             if now >= next_clock:
                 self.state.boot_to_wall_ns = boot_to_wall_ns()
                 next_clock = now + 1.0
-        return self._shutdown(poller, sink)
+        return self._shutdown(poller, sink, spooling)
 
-    def _shutdown(self, poller: Poller, sink: Sink) -> int:
+    def _outlet(self, sink: Sink) -> Sink | SpoolOutlet:
+        sc = self.cfg.spool
+        root = self.arena.meta.get("spool_dir", "")  # the supervisor's: "" when it could not use it
+        if not sc.enabled or not root:
+            return sink
+        identity = SegmentHeader(self.run_id, self.host, self.boot_id, self.index, 0)
+        share = sc.max_bytes // max(1, self.arena.readers)
+        try:
+            spool = Spool(
+                reader_dir(Path(root), self.index),
+                identity,
+                max_bytes=share,
+                segment_bytes=segment_bytes(share),
+            )
+        except OSError as e:  # checked at start by the supervisor; the disk may have changed since
+            log.error("spool_unavailable", reader=self.index, dir=sc.dir, error=e.strerror)
+            return sink
+        meta = self.arena.meta
+        return SpoolOutlet(
+            sink,
+            spool,
+            self.arena,
+            reader=self.index,
+            run_id=self.run_id,
+            blocks=[(ring.type_idx, ring.cpu) for ring in self.rings],
+            type_index={tid: i for i, tid in enumerate(meta.get("type_ids", ()))},
+            runs=meta.get("runs", ()),
+            after_s=sc.after_ms / 1000.0,
+            fsync_s=sc.fsync_interval_ms / 1000.0,
+        )
+
+    def _shutdown(self, poller: Poller, sink: Sink, spooling: SpoolOutlet | None) -> int:
         """Drain the rings (the programs are detached by now), flush, purge, close the books."""
         t0 = time.monotonic()
         timeout = self.cfg.shutdown.timeout_s
@@ -157,8 +212,11 @@ class Reader:
             if self.state.handled == before or time.monotonic() >= self._give_up_queue_at:
                 break
         drained = time.monotonic()
-        unresolved = sink.close(t0 + max(1.0, timeout - 2.0))
+        flush_until = t0 + max(1.0, timeout - 2.0)
+        unresolved = sink.close(flush_until) if spooling is None else spooling.close(flush_until)
         counted = self._close_books()
+        self._final_kernel()
+        self.arena.words[self.arena.reader_word(self.index, CLOSED)] = 1
         log.info(
             "reader_stopped",
             reader=self.index,
@@ -168,6 +226,23 @@ class Reader:
             counted_shutdown=counted,
         )
         return 0
+
+    def _final_kernel(self) -> None:
+        """The kernel's counts of our CPUs, read after our drain: the programs are detached by now (the
+        supervisor does it first, or its death did), so they are final. Kept in the arena for a
+        supervisor that is no longer there to read them (ledger/recovery.py)."""
+        if self.read_kernel is None:
+            return
+        try:
+            kernel = self.read_kernel()
+        except Exception as e:
+            log.warning("reader_kernel_read_failed", reader=self.index, error=repr(e))
+            return
+        for ring in self.rings:
+            k = kernel.get((ring.type_idx, ring.cpu))
+            if k is not None:
+                self.arena.store_kernel(ring.type_idx, ring.cpu, (k.seen, k.submit_failed, k.filtered))
+        self.arena.words[self.arena.reader_word(self.index, KERNEL_FINAL)] = 1
 
     def _close_books(self) -> int:
         """Count as shutdown whatever Kafka never answered for (no callback came)."""
@@ -183,19 +258,33 @@ class Reader:
 
     # -- the handlers libbcc calls ---------------------------------------------------------------
 
-    def sample_handler(self, ring: Ring, produce: Produce) -> SampleHandler:
+    def sample_handler(self, ring: Ring) -> SampleHandler:
+        event = catalog.BY_NAME[ring.event_type]
+        topic = self.cfg.kafka.topic(ring.event_type)
+        # `reader` lets a consumer (and the CPU-group test) see which reader carried a record; `run_id`
+        # tells runs apart, whose (cpu, seq) start again from 0, e.g. a spool replayed after a restart.
+        frame = framing(event.schema, self.schema_ids, reader=str(self.index), run_id=self.run_id)
+        base = self.arena.base(self.index, ring.type_idx, ring.cpu)
+        outlet = self.outlet
+        assert outlet is not None
+        if isinstance(outlet, SpoolOutlet):
+            seq_of = codec.field_reader(frame.encoder.schema, len(frame.prefix), "seq")
+            hook = outlet.purge_hook(base, event.id, ring.cpu, topic, self.key, frame.headers, seq_of)
+            on_delivery = handler.delivery_handler(self.arena, base, hook)
+            produce = outlet.ring(topic, self.key, frame.headers, on_delivery, type_id=event.id, cpu=ring.cpu)
+        else:
+            on_delivery = handler.delivery_handler(self.arena, base)
+            produce = outlet.ring(topic, self.key, frame.headers, on_delivery)
         return handler.sample_handler(
-            catalog.BY_NAME[ring.event_type],
+            event,
             reader=self.index,
             cpu=ring.cpu,
             type_idx=ring.type_idx,
             arena=self.arena,
             state=self.state,
             ctx=self.ctx,
+            prefix=frame.prefix,
             produce=produce,
-            topic=self.cfg.kafka.topic(ring.event_type),
-            key=self.key,
-            schema_ids=self.schema_ids,
             container_of=self.containers.lookup,
         )
 

@@ -56,6 +56,8 @@ def test_the_charts_pod_attaches_answers_its_probes_and_publishes(
             "config.kafka.topic_prefix": prefix,
             "config.metrics.listen": f"0.0.0.0:{port}",
             "config.readers.perf_pages": str(pages_beyond_memlock()),
+            # the spool's hostPath: this test's own, so no other run's spool or ledger files meet it
+            "spool.hostPath": str(tmp_path / "host-spool"),
         }
     )
     config_maps = {d["metadata"]["name"]: d["data"] for d in rendered.docs if d["kind"] == "ConfigMap"}
