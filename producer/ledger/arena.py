@@ -108,7 +108,9 @@ SPOOL_OFF, SPOOL_OK, SPOOL_REFUSING = 0, 1, 2  # SPOOL_STATE values
 # Run words (the supervisor's).
 RUN_STATE, REPORT_SEQ, CPU_MILLIS, RESTARTS, UPDATED_US = range(5)
 N_RUN_WORDS = 5
-RUNNING, FINAL = 1, 2  # RUN_STATE: a file left RUNNING belongs to a collector that was killed
+# RUN_STATE: a file left RUNNING (or DETACHED) belongs to a collector that was killed. DETACHED: the
+# supervisor detached the programs before it stopped the readers (any other stop is its death).
+RUNNING, FINAL, DETACHED = 1, 2, 3
 
 KERNEL_FIELDS = 3  # seen, submit_failed, filtered
 

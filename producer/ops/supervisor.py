@@ -39,6 +39,7 @@ from ..kernel.filters import Filters
 from ..kernel.perfbuf import PerfBuffers
 from ..kernel.seed import seed
 from ..ledger.accounting import Accounting
+from ..ledger.arena import DETACHED, RUN_STATE
 from ..ledger.book import Snapshot
 from ..ledger.recovery import recover
 from ..reader.process import Reader
@@ -262,6 +263,8 @@ class Supervisor:
         log.info("collector_stopping", reason=self._stop_reason, timeout_s=timeout)
         # Detach before telling readers, so that their final drain is final.
         attachment.detach()
+        arena = accounting.ledger.arena
+        arena.words[arena.run_word(RUN_STATE)] = DETACHED  # readers: their drain may start at once
         self.health.bpf_attached = False
         pool.stop(t0 + max(1.0, timeout - 0.5), self._wait)
         snap = accounting.close(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes as ct
 import os
+import select
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -35,10 +36,20 @@ from typing import Any
 import structlog
 
 from ..config import Config
+from ..kafka.client import DEFAULTS
 from ..kafka.framing import framing
 from ..kafka.sink import Sink
 from ..kernel.perfbuf import LostHandler, PerfBuffers, Poller, Ring, SampleHandler
-from ..ledger.arena import CLOSED, KERNEL_FINAL, N_REASONS, SHUTDOWN, Arena, pending
+from ..ledger.arena import (
+    CLOSED,
+    DETACHED,
+    KERNEL_FINAL,
+    N_REASONS,
+    RUN_STATE,
+    SHUTDOWN,
+    Arena,
+    pending,
+)
 from ..ledger.book import ReadKernel
 from ..records import catalog, codec
 from ..records.containers import ContainerResolver
@@ -55,6 +66,7 @@ EXIT_CRASH = 70
 EXIT_PRODUCER_FATAL = 75
 STOP_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
+_DETACH_GRACE_S = 0.05
 
 
 class Reader:
@@ -93,6 +105,7 @@ class Reader:
         self.stopping = drain_only
         self.state = ReaderState(boot_to_wall_ns())
         self._give_up_queue_at = float("inf")
+        self._supervisor_fd = -1  # a pidfd of the supervisor (_signals)
 
     # -- process entry ---------------------------------------------------------------------------
 
@@ -119,6 +132,11 @@ class Reader:
         # If the supervisor dies: drain and flush rather than linger.
         with contextlib.suppress(OSError, AttributeError):
             ct.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(STOP_SIGNAL), 0, 0, 0)
+        if self.supervisor_pid:
+            # To know when the supervisor is gone whole: its death signal comes when its main thread
+            # exits, while its other threads may still hold the attachment fds (programs attached).
+            with contextlib.suppress(OSError):
+                self._supervisor_fd = os.pidfd_open(self.supervisor_pid)
         if self.supervisor_pid and os.getppid() != self.supervisor_pid:  # it died before prctl
             self.stopping = True
 
@@ -161,9 +179,9 @@ class Reader:
                 # this bounds its wait to max_latency_ms.
                 poller.consume()
                 next_drain = now + latency_s
-            served = sink.poll(0)
+            sink.poll(0)
             if spooling is not None:
-                busy = spooling.tick(served, now)
+                busy = spooling.tick(now)
             if now >= next_clock:
                 self.state.boot_to_wall_ns = boot_to_wall_ns()
                 next_clock = now + 1.0
@@ -187,6 +205,7 @@ class Reader:
             log.error("spool_unavailable", reader=self.index, dir=sc.dir, error=e.strerror)
             return sink
         meta = self.arena.meta
+        linger_ms = float(self.cfg.kafka.client.get("linger.ms", DEFAULTS["linger.ms"]))
         return SpoolOutlet(
             sink,
             spool,
@@ -196,7 +215,8 @@ class Reader:
             blocks=[(ring.type_idx, ring.cpu) for ring in self.rings],
             type_index={tid: i for i, tid in enumerate(meta.get("type_ids", ()))},
             runs=meta.get("runs", ()),
-            after_s=sc.after_ms / 1000.0,
+            # a message may wait linger.ms before it is even sent: no stall before that
+            after_s=(sc.after_ms + linger_ms) / 1000.0,
             fsync_s=sc.fsync_interval_ms / 1000.0,
         )
 
@@ -205,6 +225,8 @@ class Reader:
         t0 = time.monotonic()
         timeout = self.cfg.shutdown.timeout_s
         self._give_up_queue_at = t0 + timeout * 0.5
+        if self.arena.words[self.arena.run_word(RUN_STATE)] != DETACHED:  # the supervisor died
+            self._await_detach(timeout * 0.25)
         while True:
             before = self.state.handled
             poller.consume()
@@ -226,6 +248,18 @@ class Reader:
             counted_shutdown=counted,
         )
         return 0
+
+    def _await_detach(self, wait_s: float) -> None:
+        """The supervisor died (it did not detach the programs and then ask us to stop): the programs
+        are detached once its last thread has closed their fds. Its death signal comes when its main
+        thread exits, and getppid() still names it while other threads live; its pidfd turns readable
+        when the whole process has exited. Drained before that, the rings would go on filling after
+        the drain, and the final kernel counts would not be final."""
+        fd = self._supervisor_fd
+        if fd >= 0:
+            with contextlib.suppress(OSError, ValueError):
+                select.select([fd], [], [], wait_s)
+        time.sleep(_DETACH_GRACE_S)  # a program already running on another CPU finishes its record
 
     def _final_kernel(self) -> None:
         """The kernel's counts of our CPUs, read after our drain: the programs are detached by now (the

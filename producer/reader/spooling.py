@@ -66,6 +66,9 @@ log = structlog.get_logger("reader")
 
 _WINDOW = 20_000  # replayed + direct messages librdkafka may hold: memory stays flat, and it is ample
 _REPLAY_BATCH = 5_000  # frames per loop turn at most, so the perf rings are read between batches
+# ...and at most this long: on a busy machine 5 000 frames can take long enough for a 64-page ring of a
+# busy CPU to overflow (submit_failed) while the replay keeps the reader from reading it.
+_REPLAY_SLICE_S = 0.01
 SeqOf = Callable[[bytes], int]
 Targets = tuple[int, int, int]  # counter words: delivered, first failure slot, corrupt
 
@@ -107,6 +110,8 @@ class SpoolOutlet:
         self._envelopes: dict[bytes, Envelope] = {}
         self._held: tuple[Segment, Record] | None = None  # a frame the full queue did not take yet
         self._unaccounted = 0
+        self._replay_answers = 0  # delivery reports of replayed frames (progress: tick)
+        self._last_answers = -1
         self.gate.spooling = spool.has_unsent()  # what an earlier run or a dead predecessor left
         if self.gate.spooling:
             log.info("spool_replay_pending", reader=reader, segments=len(spool.segments), bytes=spool.bytes)
@@ -160,12 +165,16 @@ class SpoolOutlet:
 
     # -- the loop's turn: notice a stall, replay, come back ---------------------------------------
 
-    def tick(self, served: int, now: float) -> bool:
-        """After the loop polled librdkafka (`served` events): returns True while there is replay work
-        left for the next turn (the loop then does not block in its perf poll)."""
-        outstanding = len(self.sink)
-        if served or not outstanding:
+    def tick(self, now: float) -> bool:
+        """After the loop polled librdkafka: returns True while there is replay work left for the next
+        turn (the loop then does not block in its perf poll).
+
+        Progress is a delivery report, nothing else: poll() also serves librdkafka's log lines and
+        error events, which keep coming (one per reconnect attempt) while the brokers are away."""
+        answers = self._answers()
+        if answers != self._last_answers or not len(self.sink):
             self.last_progress = now
+            self._last_answers = answers
         stalled = now - self.last_progress > self.after_s
         if stalled and not self.gate.spooling:
             self._start_spooling("stalled")
@@ -183,15 +192,28 @@ class SpoolOutlet:
             self.next_sync = now + self.fsync_s
         return busy
 
+    def _answers(self) -> int:
+        """Delivery reports received so far: direct ones (in the arena) and replayed ones."""
+        w, lo, hi = self.words, DELIVERY_FAILED, REPLAY_FAILED
+        direct = sum(w[b + DELIVERED] + sum(w[b + lo : b + hi]) for b in self.blocks)
+        return direct + self._replay_answers
+
     def _direct_pending(self) -> int:
         w = self.words
         return sum(pending(w[b : b + REPLAY_FAILED]) for b in self.blocks)
 
     def _replay(self, limit: int) -> bool:
-        """Hand up to `limit` frames to librdkafka; True if more are waiting."""
+        """Hand up to `limit` frames to librdkafka; True if more could be sent at once. False too when the
+        window or librdkafka's queue is full: then only delivery reports make room, and a loop that did
+        not block in its perf poll would spin a core for nothing."""
         room = min(limit, _WINDOW - len(self.sink))
+        if room <= 0:
+            return False
         sent = 0
+        end = time.monotonic() + _REPLAY_SLICE_S
         while sent < room:
+            if sent & 255 == 255 and time.monotonic() >= end:
+                return True
             if self._held is not None:
                 item: tuple[Segment, Any] | None = self._held
                 self._held = None
@@ -203,7 +225,7 @@ class SpoolOutlet:
             if isinstance(e, Record):
                 if not self._send(seg, e):
                     self._held = (seg, e)
-                    return True
+                    return False
                 sent += 1
             else:
                 self._damage(seg, e)
@@ -259,6 +281,7 @@ class SpoolOutlet:
             ok, fail, _ = targets
             counter = ok if reason == DELIVERED else fail + (reason - DELIVERY_FAILED)
             self.journal.count(seg.id, ordinal, counter, seg.settle)
+        self._replay_answers += 1
         seg.unsettled -= 1
         self.spool.release(seg)
 
@@ -297,9 +320,9 @@ class SpoolOutlet:
         """Replay and flush while Kafka answers (until `deadline`, monotonic), then purge: replayed frames
         stay in the spool, records produced directly go into it (respool). Returns what is unresolved."""
         while time.monotonic() < deadline:
-            served = self.sink.poll(0.05)
+            self.sink.poll(0.05)
             now = time.monotonic()
-            busy = self.tick(served, now)
+            busy = self.tick(now)
             if not busy and not len(self.sink) and not self.spool.has_unsent():
                 break
             if now - self.last_progress > self.after_s:

@@ -1,6 +1,6 @@
 """One segment: its writer, the walk over its frames (replay and the start-up scan share it), its acks.
 
-Writing: a frame is one os.writev into the page cache, so a reader killed at any instruction leaves
+Writing: a frame is one os.pwritev into the page cache, so a reader killed at any instruction leaves
 either the whole frame or (a kill between two pages of one write) a torn tail that the next start
 truncates. A failed or short write is cut back at once (ftruncate to the last whole frame), so a full
 disk never leaves damage behind for the frames that follow. Durability against a crash of the machine
@@ -56,7 +56,8 @@ class SegmentWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             data = header.encode()
-            self._write_all([data])
+            if os.pwrite(self.fd, data, 0) != len(data):
+                raise OSError(28, "short write")
             self.offset = len(data)
             AckFile.create(ack_path(path), capacity)
         except OSError:
@@ -67,15 +68,13 @@ class SegmentWriter:
         self.ordinal = 0
         self.dirty = False
 
-    def _write_all(self, parts: list[bytes] | tuple[bytes, ...]) -> int:
-        return os.writev(self.fd, parts)
-
     def append(self, type_id: int, cpu: int, seq: int, env: bytes, env_crc: int, value: bytes) -> int:
         """Write one frame; returns its size. On any failure the file is cut back and OSError raised."""
         parts = fr.frame_parts(self.ordinal, type_id, cpu, seq, env, env_crc, value)
         size = HEAD_SIZE + len(env) + len(value)
         try:
-            written = os.writev(self.fd, parts)
+            # at an explicit offset: after a short write the file position would be past the cut
+            written = os.pwritev(self.fd, parts, self.offset)
         except OSError:
             self._cut_back()
             raise

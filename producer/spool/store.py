@@ -126,10 +126,12 @@ class Spool:
         size = HEAD_SIZE + len(env) + len(value)
         if self.bytes + size > self.max_bytes:
             return False
-        w = self.writer
-        if w is None or w.full or (w.offset + size > self.segment_bytes and w.ordinal):
+        if self.refusing_until:  # the disk refused a moment ago: not every record should try again
             if time.monotonic() < self.refusing_until:
                 return False
+            self.refusing_until = 0.0
+        w = self.writer
+        if w is None or w.full or (w.offset + size > self.segment_bytes and w.ordinal):
             w = self._roll()
             if w is None:
                 return False

@@ -99,7 +99,10 @@ def test_the_spool_is_a_host_directory_the_config_points_at() -> None:
     out = render()
     spool = out.mounts()["spool"]
     # a hostPath, so that what an outage left survives a rollout or an eviction of the pod
-    assert spool["volume"]["hostPath"] == {"path": "/var/lib/ebpf-kafka-producer", "type": "DirectoryOrCreate"}
+    assert spool["volume"]["hostPath"] == {
+        "path": "/var/lib/ebpf-kafka-producer",
+        "type": "DirectoryOrCreate",
+    }
     assert out.collector_config()["spool"]["dir"] == spool["mount"]["mountPath"]
     # an emptyDir on request; none at all when the spool is off
     empty = render(sets={"spool.hostPath": ""}).mounts()["spool"]["volume"]
