@@ -26,6 +26,9 @@ from .rules import (
     split_listen,
 )
 
+# librdkafka's message timeout and its alias: with a spool, never (kafka/sink.py).
+_TIMEOUT_KEYS = ("message.timeout.ms", "delivery.timeout.ms")
+
 # A task name as the kernel keeps it (TASK_COMM_LEN 16, with its NUL).
 _COMM_BYTES = 15
 _U32_MAX = 0xFFFFFFFF
@@ -147,6 +150,26 @@ class ShutdownConfig(Section):
     )
 
 
+class SpoolConfig(Section):
+    """Where a reader keeps what Kafka cannot take now (a full queue, or no answer for after_ms)."""
+
+    enabled: bool = Field(True, description="spool to disk instead of dropping while Kafka is away")
+    dir: str = Field(
+        "/var/lib/ebpf-kafka-producer",
+        min_length=1,
+        description="its segments (r<N>/) and the ledger files (ledger/) a restart recovers",
+    )
+    max_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="all readers together; what does not fit counts as spool_full"
+    )
+    after_ms: int = Field(
+        2000, ge=100, le=600_000, description="no delivery report for this long with messages waiting: spool"
+    )
+    fsync_interval_ms: int = Field(
+        1000, ge=10, le=60_000, description="a machine crash loses at most this much of the spool"
+    )
+
+
 class AccountingConfig(Section):
     interval_s: float = Field(10.0, ge=0.1, le=3600, description="drop report period")
 
@@ -186,6 +209,7 @@ class Config(Section):
     )
     readers: ReadersConfig = section(ReadersConfig, "the processes reading the perf buffers")
     shutdown: ShutdownConfig = section(ShutdownConfig, "SIGTERM and SIGINT")
+    spool: SpoolConfig = section(SpoolConfig, "the on-disk buffer for broker outages (docs/design.md)")
     accounting: AccountingConfig = section(AccountingConfig, "the drop ledger")
     metrics: MetricsConfig = section(MetricsConfig, "the HTTP endpoint")
     log: LogConfig = section(LogConfig, "structured logs on stderr")
@@ -210,4 +234,13 @@ class Config(Section):
             raise problem(
                 "syscall_counts needs at least one other event type enabled (events.<type>.enabled)", "events"
             )
+        for key in _TIMEOUT_KEYS:
+            if self.spool.enabled and key in self.kafka.client:
+                raise problem(
+                    "is set by the collector while spool.enabled (0: a message that timed out could only "
+                    "be sent again behind newer ones); remove it, or set spool.enabled: false",
+                    "kafka",
+                    "client",
+                    key,
+                )
         return self
