@@ -130,12 +130,17 @@ class SpoolOutlet:
         type_id: int,
         cpu: int,
     ) -> RingProduce:
-        env = Envelope(topic, key, headers).encode()
-        env_crc = crc32c(env)
         append = self.spool.append
         spooled, full = SPOOLED, SPOOL_FULL
+        # Made at the first spill: a shared ring makes one produce per record (its key), mostly sent
+        # straight to librdkafka, so the envelope is not paid for until it is needed.
+        env, env_crc = b"", 0
 
         def spill(value: bytes, seq: int) -> int:
+            nonlocal env, env_crc
+            if not env:
+                env = Envelope(topic, key, headers).encode()
+                env_crc = crc32c(env)
             return spooled if append(type_id, cpu, seq, env, env_crc, value) else full
 
         return self.sink.ring(topic, key, headers, on_delivery, spill=spill, gate=self.gate)
