@@ -106,7 +106,9 @@ def test_broker_down_for_minutes_nothing_is_lost(
     # Bigger rings than the default: here the broker runs on the collector's own 2 cores, and when it
     # comes back its start-up and the replay's burst into it starve the readers for a moment; 64 pages
     # of process_exec at 2 000/s hold ~0.25 s and overflowed (submit_failed, counted) in that moment.
-    collector.start({"readers": {"perf_pages": 512}})
+    # The processes ring (one for every CPU, read by reader 0 with its own CPU's rings) carries ~3
+    # records per exec: at its default 256 pages it held ~1 s here and overflowed in that moment.
+    collector.start({"readers": {"perf_pages": 1024}, "events": {"processes": {"ring_pages": 16384}}})
     port = collector.metrics_port()
     readers = [int(e["pid"]) for e in collector.log_events("reader_started")]
     load = load_programs.start(rate, 10 + outage_s + 20)
@@ -132,6 +134,7 @@ def test_broker_down_for_minutes_nothing_is_lost(
 
     report = final_report(collector.broker.bootstrap, collector.prefix)
     b = assert_identity(report)
+    assert_identity(report, "processes")  # reader 0's shared ring went through the same spool
     assert b["dropped"] == 0 and b["in_flight"] == 0 and b["spooled"] == 0, report["counters"]
     assert b["seen"] >= rate * (outage_s + 20) * 0.9
     spooled = counter(report, "spooled")
@@ -148,7 +151,9 @@ def test_broker_down_for_minutes_nothing_is_lost(
 def test_a_spool_smaller_than_the_outage_counts_the_rest_as_spool_full(
     collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    collector.start({"spool": {"max_bytes": 3 << 20}})
+    # 512-page rings, as in the outage test: reader 0 also reads the processes ring (for every CPU)
+    # and spools it, and the broker's restart on the same 2 cores overflowed 64 pages (submit_failed)
+    collector.start({"spool": {"max_bytes": 3 << 20}, "readers": {"perf_pages": 512}})
     port = collector.metrics_port()
     load = load_programs.start(2000, 30)
     time.sleep(4)
@@ -160,6 +165,7 @@ def test_a_spool_smaller_than_the_outage_counts_the_rest_as_spool_full(
 
     report = final_report(collector.broker.bootstrap, collector.prefix)
     b = assert_identity(report)
+    assert_identity(report, "processes")
     full = counter(report, "spool_full")
     assert full > 0 and b["dropped"] == full, report["counters"]
     (msgs,) = events_by_run(collector, b["delivered"]).values()
