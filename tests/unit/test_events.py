@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from producer import config, resources
 from producer.config import EVENT_TYPES
 from producer.errors import DecodeError
-from producer.records import abi, catalog, codec, file_open, process, tcp
+from producer.records import abi, catalog, codec, file_open, process, process_exec, tcp
 from producer.records.common import DecodeContext
 from tests.support.records import (
     BOUNDARY,
@@ -229,12 +229,15 @@ def test_exec_a_good_record() -> None:
 
 def test_exec_flags_map_to_booleans() -> None:
     r = decode(
-        "process_exec", exec_record(flags=process.EXEC_ARG_TRUNCATED | process.EXEC_FILENAME_TRUNCATED)
+        "process_exec",
+        exec_record(flags=process_exec.EXEC_ARG_TRUNCATED | process_exec.EXEC_FILENAME_TRUNCATED),
     )
     assert r["argv_truncated"] and r["filename_truncated"] and not r["argv_missing"]
     r = decode(
         "process_exec",
-        exec_record(flags=process.EXEC_ARGV_MISSING, task_flags=abi.TASK_PPID_UNKNOWN, argv=[], filename=b""),
+        exec_record(
+            flags=process_exec.EXEC_ARGV_MISSING, task_flags=abi.TASK_PPID_UNKNOWN, argv=[], filename=b""
+        ),
     )
     assert r["argv_missing"] and r["ppid"] is None and r["argv"] == [] and r["filename"] == ""
     codec.validate(r, SCHEMAS["process_exec"])
@@ -271,7 +274,7 @@ def test_exec_malformed(raw: bytes, reason: str) -> None:
 
 def test_exec_argv_blob_must_end_in_nul() -> None:
     raw = bytearray(exec_record(argv=[b"abc"]))
-    raw[process.EXEC.struct.size + 3] = ord("x")
+    raw[process_exec.EXEC.struct.size + 3] = ord("x")
     with pytest.raises(DecodeError, match="not NUL-terminated"):
         decode("process_exec", bytes(raw))
 
