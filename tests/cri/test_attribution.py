@@ -178,14 +178,20 @@ def test_every_record_of_a_pod_says_which_pod_and_host_processes_say_none(
     got = topics(broker, collector.prefix)
     report = final_report(broker.bootstrap, collector.prefix)
 
-    # every record of the two pods' containers, of every type, carries its pod
+    # every record of the two pods' containers, of every type, carries its pod; the exception is a
+    # record the kernel made before the runtime listed the new container (runc's start-up runs in its
+    # cgroup): null then, never wrong, and counted as k8s_unresolved
     seen: dict[str, dict[str, int]] = {p.spec.name: {} for p in (web, api)}
+    nulls: dict[str, int] = {}
     for t, msgs in got.items():
         for m in msgs:
             v = m.value
             if v["cgroup_id"] in cgroups:
                 pod = cgroups[v["cgroup_id"]]
-                assert v["k8s"] == expected_k8s(pod), (t, v)
+                if v["k8s"] is None:
+                    nulls[t] = nulls.get(t, 0) + 1
+                else:
+                    assert v["k8s"] == expected_k8s(pod), (t, v)
                 assert v["container_id"] == pod.container_id
                 seen[pod.spec.name][t] = seen[pod.spec.name].get(t, 0) + 1
             elif v["cgroup_id"] in sandboxes:
@@ -193,6 +199,8 @@ def test_every_record_of_a_pod_says_which_pod_and_host_processes_say_none(
                 # sandbox: null then (and counted), its pod once the runtime knows it
                 k = v["k8s"]
                 assert k is None or (k["pod"], k["container"]) == (sandboxes[v["cgroup_id"]].spec.name, "POD")
+    for t, n in nulls.items():
+        assert n <= counter(report, "k8s_unresolved", t), (t, n, seen)
     for name, by_type in seen.items():
         # the shell's exec, its children's execs, forks and exits, its file opens, nc's connection
         assert {"process_exec", "process_fork", "process_exit", "file_open", "tcp_connect"} <= set(by_type), (

@@ -102,13 +102,14 @@ def test_broker_down_for_minutes_nothing_is_lost(
     collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
     # The spec's outage is 5 minutes (EKP_SPOOL_OUTAGE_S=300); the default run uses 75 s to keep CI short.
-    rate, outage_s = 2000, OUTAGE_S
+    # 1 000 execs/s: with the fork, exit and three processes entries each, ~6 000 records/s
+    rate, outage_s = 1000, OUTAGE_S
     # Bigger rings than the default: here the broker runs on the collector's own 2 cores, and when it
     # comes back its start-up and the replay's burst into it starve the readers for a moment; 64 pages
     # of process_exec at 2 000/s hold ~0.25 s and overflowed (submit_failed, counted) in that moment.
     # The processes ring (one for every CPU, read by reader 0 with its own CPU's rings) carries ~3
     # records per exec: at its default 256 pages it held ~1 s here and overflowed in that moment.
-    collector.start({"readers": {"perf_pages": 1024}, "events": {"processes": {"ring_pages": 16384}}})
+    collector.start({"readers": {"perf_pages": 4096}, "events": {"processes": {"ring_pages": 16384}}})
     port = collector.metrics_port()
     readers = [int(e["pid"]) for e in collector.log_events("reader_started")]
     load = load_programs.start(rate, 10 + outage_s + 20)
