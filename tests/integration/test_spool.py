@@ -23,7 +23,7 @@ from producer.spool.segment import Record, SegmentReader
 from producer.spool.store import list_segments, reader_dir
 from tests.support.collector import CollectorRunner, http_get
 from tests.support.kafka import Broker, Message, consume
-from tests.support.ledger import assert_identity, balance, counter, final_report
+from tests.support.ledger import DROP_REASONS, assert_identity, balance, counter, final_report
 from tests.support.load import LoadPrograms
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker, pytest.mark.slow]
@@ -134,6 +134,7 @@ def test_broker_down_for_minutes_nothing_is_lost(
     assert collector.stop() == 0
 
     report = final_report(collector.broker.bootstrap, collector.prefix)
+    print("\nnon-zero drops:", [r for r in report["counters"] if r["reason"] in DROP_REASONS and r["count"]])
     b = assert_identity(report)
     assert_identity(report, "processes")  # reader 0's shared ring went through the same spool
     assert b["dropped"] == 0 and b["in_flight"] == 0 and b["spooled"] == 0, report["counters"]
@@ -282,7 +283,12 @@ def test_a_damaged_frame_is_counted_and_the_frames_around_it_delivered(
     k = keys(by_run[first])
     assert damaged not in k  # the damaged one is the one missing...
     assert (damaged[0], damaged[1] - 1) in k and (damaged[0], damaged[1] + 1) in k  # ...not its neighbours
-    assert len(k) == len(by_run[first]) == b_first["delivered"] + row["delivered"]
+    assert len(by_run[first]) == b_first["delivered"] + row["delivered"]  # the topic holds what the books say
+    # At least once: what was in flight when the broker went away was purged at the SIGTERM and respooled,
+    # and the broker may have written it before it stopped answering (librdkafka cannot tell). Those come
+    # twice, the same (cpu, seq); nothing else may.
+    dups = sum(n - 1 for n in k.values())
+    assert dups <= counter(recovered[0], "respooled"), (dups, recovered[0]["counters"])
 
 
 def damage_one_frame(spool_dir: Path) -> tuple[int, int]:
