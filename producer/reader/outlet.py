@@ -16,7 +16,7 @@ from ..config import Config
 from ..kafka.client import DEFAULTS
 from ..kafka.framing import Framing
 from ..kafka.sink import RingProduce, Sink
-from ..ledger.arena import Arena
+from ..ledger.arena import SPOOL_BYTES, Arena
 from ..records import codec
 from ..records.catalog import EventType
 from ..spool.frame import SegmentHeader
@@ -47,13 +47,17 @@ def open_outlet(
     if not sc.enabled or not root:
         return sink
     identity = SegmentHeader(run_id, host, boot_id, reader, 0)
-    share = sc.max_bytes // max(1, arena.readers)
+    words, others = (
+        arena.words,
+        [arena.reader_word(r, SPOOL_BYTES) for r in range(arena.readers) if r != reader],
+    )
     try:
         spool = Spool(
             reader_dir(Path(root), reader),
             identity,
-            max_bytes=share,
-            segment_bytes=segment_bytes(share),
+            max_bytes=sc.max_bytes,  # shared: what the others hold is what this one cannot take
+            segment_bytes=segment_bytes(sc.max_bytes // max(1, arena.readers)),
+            others=lambda: sum(words[w] for w in others),
         )
     except OSError as e:  # checked at start by the supervisor; the disk may have changed since
         log.error("spool_unavailable", reader=reader, dir=sc.dir, error=e.strerror)

@@ -7,9 +7,13 @@ Segment ids leave gaps (GAP) so that a segment can be put *between* two others: 
 records librdkafka still held go in front of the frames spooled after them (insert_before), and the
 supervisor puts the directories of readers that no longer exist in front of a reader's own (scan.py).
 
-What the spool holds counts against `max_bytes` (the reader's share of spool.max_bytes) until the
-last frame of a segment is settled and the segment is deleted. A write the disk refuses (full,
-read-only, I/O error) is refused like a full spool, logged, and retried a second later.
+What the spool holds counts against `max_bytes` (spool.max_bytes, shared by all readers) until the
+last frame of a segment is settled and the segment is deleted. The readers share the budget rather
+than splitting it: reader 0 also spools the processes ring of every CPU, about as much again as its own
+rings, so an even split left it full while the others' halves sat empty. Each reader sees what the
+others hold as they last published it (`others`, refreshed at each sync and each new segment), so the
+total can pass max_bytes by what the readers write in one fsync interval, no more. A write the disk
+refuses (full, read-only, I/O error) is refused like a full spool, logged, and retried a second later.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,11 +95,19 @@ class Spool:
     """A reader's spool. Not thread-safe; the reader's loop and its callbacks use it."""
 
     def __init__(
-        self, directory: Path, identity: SegmentHeader, *, max_bytes: int, segment_bytes: int
+        self,
+        directory: Path,
+        identity: SegmentHeader,
+        *,
+        max_bytes: int,
+        segment_bytes: int,
+        others: Callable[[], int] = lambda: 0,
     ) -> None:
         self.dir = directory
         self.identity = identity  # run, host, boot and reader stamped on the segments it writes
         self.max_bytes = max_bytes
+        self.others = others  # bytes the other readers' spools hold, as they last published them
+        self.limit = max_bytes  # max_bytes less what the others hold: refresh_limit()
         self.segment_bytes = segment_bytes
         self.segments: list[Segment] = []
         self.writer: SegmentWriter | None = None
@@ -124,7 +136,7 @@ class Spool:
     def append(self, type_id: int, cpu: int, seq: int, env: bytes, env_crc: int, value: bytes) -> bool:
         """Append one record; False when it does not fit (max_bytes) or the disk refused it."""
         size = HEAD_SIZE + len(env) + len(value)
-        if self.bytes + size > self.max_bytes:
+        if self.bytes + size > self.limit:
             return False
         if self.refusing_until:  # the disk refused a moment ago: not every record should try again
             if time.monotonic() < self.refusing_until:
@@ -148,6 +160,7 @@ class Spool:
     def _roll(self, seg_id: int | None = None) -> SegmentWriter | None:
         """Seal the segment being written (fsync) and start a new one at the tail (or at `seg_id`)."""
         self.seal()
+        self.refresh_limit()
         new_id = seg_id if seg_id is not None else self._next_id()
         path = seg_path(self.dir, new_id)
         identity = SegmentHeader(**{**self.identity.__dict__, "created_us": time.time_ns() // 1000})
@@ -209,8 +222,12 @@ class Spool:
             return self._roll() is not None  # no room left between them (cannot happen with GAP ids)
         return self._roll(seg_id) is not None
 
+    def refresh_limit(self) -> None:
+        self.limit = self.max_bytes - self.others()
+
     def sync(self) -> None:
         """fsync the segment being written and the acks of those being replayed."""
+        self.refresh_limit()
         if self.writer is not None:
             try:
                 self.writer.sync()

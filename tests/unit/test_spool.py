@@ -141,6 +141,33 @@ def test_a_full_spool_refuses_and_takes_again_once_space_is_freed(tmp_path: Path
     assert s.append(0, 0, n, ENV_BYTES, ENV_CRC, b"v" * 112)
 
 
+def test_readers_share_one_budget_each_taking_what_the_others_do_not_hold(tmp_path: Path) -> None:
+    frame = HEAD_SIZE + len(ENV_BYTES) + 112
+    header = SegmentHeader("r1", "node-1", "boot", 0, 0)
+    spools: list[Spool] = []
+    for r in (0, 1):
+        spools.append(
+            Spool(
+                reader_dir(tmp_path, r),
+                header,
+                max_bytes=40 * frame,
+                segment_bytes=6 * frame,
+                others=lambda r=r: spools[1 - r].bytes,  # type: ignore[misc]
+            )
+        )
+    busy, idle = spools
+    n = 0
+    while busy.append(0, 0, n, ENV_BYTES, ENV_CRC, b"v" * 112):
+        n += 1
+    assert n > 30  # an even split would have stopped it at 20: the idle reader holds nothing
+    idle.refresh_limit()
+    assert not idle.append(0, 1, 0, ENV_BYTES, ENV_CRC, b"v" * 112)  # the whole budget is in use
+    settle(busy, take(busy))  # the busy one's first segment acknowledged and deleted
+    idle.refresh_limit()
+    assert idle.append(0, 1, 0, ENV_BYTES, ENV_CRC, b"v" * 112)
+    assert busy.bytes + idle.bytes <= 40 * frame
+
+
 def test_a_disk_that_refuses_leaves_no_torn_frame_and_is_retried(tmp_path: Path) -> None:
     s = spool(tmp_path, segment_bytes=1 << 20)
     fill(s, 5)
