@@ -69,6 +69,7 @@ _REPLAY_BATCH = 5_000  # frames per loop turn at most, so the perf rings are rea
 # ...and at most this long: on a busy machine 5 000 frames can take long enough for a 64-page ring of a
 # busy CPU to overflow (submit_failed) while the replay keeps the reader from reading it.
 _REPLAY_SLICE_S = 0.01
+_PROGRESS_S = 0.02  # how often a reader that is not spooling looks for delivery reports (tick)
 _ENVELOPES = 1024  # decoded envelopes kept for replay (a CPU's ring has one; the processes ring, many)
 SeqOf = Callable[[bytes], int]
 Targets = tuple[int, int, int]  # counter words: delivered, first failure slot, corrupt
@@ -113,6 +114,7 @@ class SpoolOutlet:
         self._unaccounted = 0
         self._replay_answers = 0  # delivery reports of replayed frames (progress: tick)
         self._last_answers = -1
+        self._next_progress = 0.0
         self.gate.spooling = spool.has_unsent()  # what an earlier run or a dead predecessor left
         if self.gate.spooling:
             log.info("spool_replay_pending", reader=reader, segments=len(spool.segments), bytes=spool.bytes)
@@ -181,11 +183,16 @@ class SpoolOutlet:
         turn (the loop then does not block in its perf poll).
 
         Progress is a delivery report, nothing else: poll() also serves librdkafka's log lines and
-        error events, which keep coming (one per reconnect attempt) while the brokers are away."""
-        answers = self._answers()
-        if answers != self._last_answers or not len(self.sink):
-            self.last_progress = now
-            self._last_answers = answers
+        error events, which keep coming (one per reconnect attempt) while the brokers are away.
+        Looked for at most every _PROGRESS_S while not spooling: summing the arena's answers takes a
+        few µs, a loop woken for a handful of records turns thousands of times a second, and a stall is
+        a matter of spool.after_ms (100 ms at least)."""
+        if self.gate.spooling or now >= self._next_progress:
+            self._next_progress = now + _PROGRESS_S
+            answers = self._answers()
+            if answers != self._last_answers or not len(self.sink):
+                self.last_progress = now
+                self._last_answers = answers
         stalled = now - self.last_progress > self.after_s
         if stalled and not self.gate.spooling:
             self._start_spooling("stalled")

@@ -136,10 +136,49 @@ def parse_common(
         raise DecodeError(f"type {typ} in a buffer of type {type_id}")
     if hdr_cpu != cpu:
         raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
-    if tflags & ~TASK_FLAGS_ALL:
-        raise DecodeError(f"unknown task flags {tflags:#x}")
     if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
         raise DecodeError("a 64-bit field is beyond the Avro long range")
+    if tflags:  # nearly every record has none: one test for them all on the fast path
+        return _flagged(raw, cpu, tflags, owner_may_be_unknown)
+    if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT or ppid > PID_MAX_LIMIT:
+        raise DecodeError(f"pid {pid} / tid {tid} / ppid {ppid} out of range")
+    # an image starts before its records, and its parent's before it
+    if not 0 < start_ns <= boot_ns or parent_start_ns > start_ns:
+        raise DecodeError(f"identity times {start_ns}/{parent_start_ns} out of order (event {boot_ns})")
+    # cstr + clean_utf8, inlined for the common case (ASCII): two calls per record are measurable here
+    end = comm_b.find(b"\0")
+    if end < 0:
+        raise DecodeError("comm: not NUL-terminated")
+    comm = comm_b[:end]
+    escaped = False
+    if not comm.isascii():
+        comm, escaped = clean_utf8(comm)
+    return new(
+        Common,
+        (boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start_ns, parent_start_ns),
+    )
+
+
+def _flagged(raw: bytes, cpu: int, tflags: int, owner_may_be_unknown: bool) -> Common:
+    """parse_common's slow path: a record with any task flag (an unknown owner, parent or identity)."""
+    (
+        boot_ns,
+        seq,
+        _typ,
+        _cpu,
+        cgroup_id,
+        start_ns,
+        parent_start_ns,
+        pid,
+        tid,
+        ppid,
+        uid,
+        gid,
+        _flags,
+        comm_b,
+    ) = _COMMON.unpack_from(raw)
+    if tflags & ~TASK_FLAGS_ALL:
+        raise DecodeError(f"unknown task flags {tflags:#x}")
     if tflags & TASK_OWNER_UNKNOWN:
         if not owner_may_be_unknown:
             raise DecodeError("owner-unknown flag on a record that always has its process")
@@ -150,14 +189,7 @@ def parse_common(
         raise DecodeError(f"pid {pid} / tid {tid} out of range")
     if ppid > PID_MAX_LIMIT:
         raise DecodeError(f"ppid {ppid} out of range")
-    # cstr + clean_utf8, inlined for the common case (ASCII): two calls per record are measurable here
-    end = comm_b.find(b"\0")
-    if end < 0:
-        raise DecodeError("comm: not NUL-terminated")
-    comm = comm_b[:end]
-    escaped = False
-    if not comm.isascii():
-        comm, escaped = clean_utf8(comm)
+    comm, escaped = clean_utf8(cstr(comm_b, "comm"))
     if tflags & TASK_PPID_UNKNOWN:
         ppid = None
     if tflags & TASK_PROC_UNKNOWN:

@@ -134,6 +134,15 @@ def test_boundary_values_round_trip(event_type: str) -> None:
         ({"task_flags": 0x80}, "unknown task flags"),
         ({"seq": 2**63}, "Avro long range"),
         ({"comm": b"x" * 16}, "comm: not NUL-terminated"),
+        ({"start_ns": 0}, "identity times"),
+        ({"boot_ns": 1000, "start_ns": 2000}, "identity times"),  # started after its own record
+        ({"start_ns": 1000, "parent_start_ns": 2000}, "identity times"),  # parent younger than its child
+        # the same checks on the path of records with a task flag
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "pid": 0}, "out of range"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "ppid": 2**31}, "out of range"),
+        ({"task_flags": abi.TASK_PARENT_UNKNOWN, "start_ns": 0}, "identity times"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "comm": b"x" * 16}, "comm: not NUL-terminated"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN | 0x40}, "unknown task flags"),
     ],
 )
 def test_malformed_common_part(event_type: str, change: dict[str, Any], reason: str) -> None:
