@@ -116,6 +116,7 @@ def parse_common(
     """Header and task of any record, validated. `fixed_size`: the record's fixed part, all of it required."""
     if len(raw) < fixed_size:
         raise DecodeError(f"truncated: {len(raw)} bytes, the fixed part alone is {fixed_size}")
+    fields = _COMMON.unpack_from(raw)
     (
         boot_ns,
         seq,
@@ -131,7 +132,7 @@ def parse_common(
         gid,
         tflags,
         comm_b,
-    ) = _COMMON.unpack_from(raw)
+    ) = fields
     if typ != type_id:
         raise DecodeError(f"type {typ} in a buffer of type {type_id}")
     if hdr_cpu != cpu:
@@ -139,7 +140,7 @@ def parse_common(
     if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
         raise DecodeError("a 64-bit field is beyond the Avro long range")
     if tflags:  # nearly every record has none: one test for them all on the fast path
-        return _flagged(raw, cpu, tflags, owner_may_be_unknown)
+        return _flagged(fields, cpu, owner_may_be_unknown)
     if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT or ppid > PID_MAX_LIMIT:
         raise DecodeError(f"pid {pid} / tid {tid} / ppid {ppid} out of range")
     # an image starts before its records, and its parent's before it
@@ -159,24 +160,12 @@ def parse_common(
     )
 
 
-def _flagged(raw: bytes, cpu: int, tflags: int, owner_may_be_unknown: bool) -> Common:
-    """parse_common's slow path: a record with any task flag (an unknown owner, parent or identity)."""
-    (
-        boot_ns,
-        seq,
-        _typ,
-        _cpu,
-        cgroup_id,
-        start_ns,
-        parent_start_ns,
-        pid,
-        tid,
-        ppid,
-        uid,
-        gid,
-        _flags,
-        comm_b,
-    ) = _COMMON.unpack_from(raw)
+def _flagged(fields: tuple[Any, ...], cpu: int, owner_may_be_unknown: bool) -> Common:
+    """parse_common's slow path: a record with any task flag (an unknown owner, parent or identity).
+    `fields`: the common part as parse_common unpacked it (its type and CPU already checked)."""
+    boot_ns, seq, _, _, cgroup_id, start_ns, parent_start_ns, pid, tid, ppid, uid, gid, tflags, comm_b = (
+        fields
+    )
     if tflags & ~TASK_FLAGS_ALL:
         raise DecodeError(f"unknown task flags {tflags:#x}")
     if tflags & TASK_OWNER_UNKNOWN:
