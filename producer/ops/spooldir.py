@@ -83,6 +83,10 @@ class SpoolDir:
             log.info("spool_scanned", seconds=round(time.monotonic() - t0, 3))
         d = cls(health, root, found)
         d.lock_fd = fd
+        # /metrics must show the earlier runs' spool from the first scrape, not 0 until the first
+        # accounting tick: a scraper (or a test) that waits for the spool to drain would stop at once.
+        health.spool_records = sum(found.frames.values())
+        health.spool_bytes = found.bytes
         return d
 
     def ledger(

@@ -249,3 +249,24 @@ def test_segment_reader_walk_reports_torn_at_the_end(tmp_path: Path) -> None:
     entries = list(r.walk())
     r.close()
     assert isinstance(entries[-1], Torn) and len(entries) == 3
+
+
+def test_metrics_show_what_earlier_runs_left_from_the_first_scrape(tmp_path: Path) -> None:
+    # Before the first accounting tick the supervisor has no snapshot; /metrics must still say the
+    # spool holds records, or whoever waits for it to drain stops waiting at once (as a CI run did).
+    from producer.config.load import validate
+    from producer.ops.metrics import Health
+    from producer.ops.spooldir import SpoolDir
+
+    s = spool(reader_dir(tmp_path, 0))
+    fill(s, 5)
+    s.close()
+    health = Health()
+    cfg = validate({"spool": {"enabled": True, "dir": str(tmp_path)}})
+    d = SpoolDir.open(cfg, readers=1, health=health)
+    try:
+        assert health.spool_records == 5
+        assert health.spool_bytes > 5 * 100
+    finally:
+        assert d.lock_fd is not None
+        os.close(d.lock_fd)
