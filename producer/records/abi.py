@@ -133,6 +133,9 @@ COMMON_FIELDS = (*HEADER, *TASK)
 COMMON = RecordLayout("ekp_common", COMMON_FIELDS)  # not a C struct: the two every record begins with
 COMMON_SIZE = COMMON.struct.size
 SEQ = Struct("<Q")
+# The task's bytes: what a process's records share (the memos in records/common.py and avro.py key on them)
+TASK_BYTES = slice(COMMON.offset("task.cgroup_id"), COMMON_SIZE)
+HEAD = Struct("<" + "".join(f for _, f in HEADER))  # the header alone: boot_ns, seq, type, cpu
 SEQ_OFFSET = COMMON.offset("hdr.seq")
 SEQ_END = SEQ_OFFSET + SEQ.size
 

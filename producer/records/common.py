@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from ..errors import DecodeError
 from .abi import (
     COMMON,
+    HEAD,
     INT64_MAX,
     PID_MAX_LIMIT,
+    TASK_BYTES,
     TASK_FLAGS_ALL,
     TASK_OWNER_UNKNOWN,
     TASK_PARENT_UNKNOWN,
@@ -33,6 +35,12 @@ T = TypeVar("T")
 new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
 
 _COMMON = COMMON.struct
+_HEAD = HEAD
+# A process sends many records with the same task bytes: their validated fields, memoized (bounded).
+# Only task bytes without flags are kept, so a hit needs no check that depends on the owner.
+TASKS_MEMO = 4096
+# task bytes -> pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start, parent start
+_tasks: dict[bytes, tuple[Any, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,24 @@ def parse_common(
     """Header and task of any record, validated. `fixed_size`: the record's fixed part, all of it required."""
     if len(raw) < fixed_size:
         raise DecodeError(f"truncated: {len(raw)} bytes, the fixed part alone is {fixed_size}")
+    task = _tasks.get(raw[TASK_BYTES])
+    if task is None:
+        return _parse_task(raw, cpu, type_id, owner_may_be_unknown)
+    # the task was validated when first met; the header is this record's own
+    boot_ns, seq, typ, hdr_cpu = _HEAD.unpack_from(raw)
+    if typ != type_id:
+        raise DecodeError(f"type {typ} in a buffer of type {type_id}")
+    if hdr_cpu != cpu:
+        raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
+    if (boot_ns | seq) > INT64_MAX:
+        raise DecodeError("a 64-bit field is beyond the Avro long range")
+    if task[8] > boot_ns:  # an image starts before its records
+        raise DecodeError(f"identity times {task[8]}/{task[9]} out of order (event {boot_ns})")
+    return new(Common, (boot_ns, seq, cpu) + task)  # noqa: RUF005 - concatenation measured faster
+
+
+def _parse_task(raw: bytes, cpu: int, type_id: int, owner_may_be_unknown: bool) -> Common:
+    """parse_common for task bytes not in the memo: every field checked, kept when it has no flag."""
     fields = _COMMON.unpack_from(raw)
     (
         boot_ns,
@@ -139,25 +165,19 @@ def parse_common(
         raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
     if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
         raise DecodeError("a 64-bit field is beyond the Avro long range")
-    if tflags:  # nearly every record has none: one test for them all on the fast path
+    if tflags:  # nearly every record has none
         return _flagged(fields, cpu, owner_may_be_unknown)
     if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT or ppid > PID_MAX_LIMIT:
         raise DecodeError(f"pid {pid} / tid {tid} / ppid {ppid} out of range")
     # an image starts before its records, and its parent's before it
     if not 0 < start_ns <= boot_ns or parent_start_ns > start_ns:
         raise DecodeError(f"identity times {start_ns}/{parent_start_ns} out of order (event {boot_ns})")
-    # cstr + clean_utf8, inlined for the common case (ASCII): two calls per record are measurable here
-    end = comm_b.find(b"\0")
-    if end < 0:
-        raise DecodeError("comm: not NUL-terminated")
-    comm = comm_b[:end]
-    escaped = False
-    if not comm.isascii():
-        comm, escaped = clean_utf8(comm)
-    return new(
-        Common,
-        (boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start_ns, parent_start_ns),
-    )
+    comm, escaped = clean_utf8(cstr(comm_b, "comm"))
+    task = (pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start_ns, parent_start_ns)
+    if len(_tasks) >= TASKS_MEMO:
+        _tasks.clear()
+    _tasks[raw[TASK_BYTES]] = task
+    return new(Common, (boot_ns, seq, cpu, *task))
 
 
 def _flagged(fields: tuple[Any, ...], cpu: int, owner_may_be_unknown: bool) -> Common:

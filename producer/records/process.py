@@ -27,7 +27,6 @@ from .avro import (
     long_,
     opt_id,
     opt_string,
-    tail,
 )
 from .avro import common as encode_common
 from .common import Common, DecodeContext, clean_utf8, common_dict, cstr, new, parse_common
@@ -145,7 +144,7 @@ def decode_exit(
 def exit_encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, exit_code, sig, start_ns, filename, escaped = parse_exit(raw, cpu, type_id)
-        out = encode_common(c, static, boot_to_wall_ns, container_of)
+        out, end = encode_common(raw, c, static, boot_to_wall_ns, container_of)
         out += [
             NULL if exit_code is None else BRANCH1 + long_(exit_code),
             NULL if sig is None else BRANCH1 + long_(sig),
@@ -153,7 +152,7 @@ def exit_encoder(static: Static, type_id: int) -> Encoder:
             NULL if start_ns is None else BRANCH1 + long_((start_ns + boot_to_wall_ns) // 1000),
             NULL if start_ns is None else BRANCH1 + long_(c.boot_ns - start_ns),
             BOOLEAN[escaped],
-            tail(c, static, container_of),
+            end,
             opt_string(filename),
         ]
         return b"".join(out), escaped
@@ -215,11 +214,11 @@ def decode_fork(
 def fork_encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, child_pid, child_start, _filename, _escaped = parse_fork(raw, cpu, type_id)
-        out = encode_common(c, static, boot_to_wall_ns, container_of)
+        out, end = encode_common(raw, c, static, boot_to_wall_ns, container_of)
         out += [
             long_(child_pid),
             BOOLEAN[c.escaped],
-            tail(c, static, container_of),
+            end,
             opt_id(static.boot, child_start, child_pid),
         ]
         return b"".join(out), c.escaped

@@ -151,6 +151,28 @@ def test_malformed_common_part(event_type: str, change: dict[str, Any], reason: 
 
 
 @pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"type_id": 99}, "type 99"),
+        ({"cpu": 1}, "cpu 1"),
+        ({"seq": 2**63}, "Avro long range"),
+        ({"boot_ns": 2**63}, "Avro long range"),
+        ({"boot_ns": 1000}, "identity times"),  # the process started after this record
+    ],
+)
+def test_malformed_header_of_a_process_already_met(
+    event_type: str, change: dict[str, Any], reason: str
+) -> None:
+    # parse_common keeps a process's validated task fields (records/common.py); a later record of the
+    # same process still has its own header checked
+    task = {"start_ns": 5000, "parent_start_ns": 4000, "pid": 4242, "comm": b"again"}
+    decode(event_type, BUILDERS[event_type](**task))
+    with pytest.raises(DecodeError, match=reason):
+        decode(event_type, BUILDERS[event_type](**{**task, **change}))
+
+
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
 def test_truncated_records(event_type: str) -> None:
     raw = BUILDERS[event_type]()
     for cut in (0, 10, 30, abi.COMMON_SIZE, catalog.LAYOUTS[event_type].struct.size - 1):
