@@ -35,7 +35,6 @@ T = TypeVar("T")
 new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
 
 _COMMON = COMMON.struct
-_HEAD = HEAD
 # A process sends many records with the same task bytes: their validated fields, memoized (bounded).
 # Only task bytes without flags are kept, so a hit needs no check that depends on the owner.
 TASKS_MEMO = 4096
@@ -128,7 +127,7 @@ def parse_common(
     if task is None:
         return _parse_task(raw, cpu, type_id, owner_may_be_unknown)
     # the task was validated when first met; the header is this record's own
-    boot_ns, seq, typ, hdr_cpu = _HEAD.unpack_from(raw)
+    boot_ns, seq, typ, hdr_cpu = HEAD.unpack_from(raw)
     if typ != type_id:
         raise DecodeError(f"type {typ} in a buffer of type {type_id}")
     if hdr_cpu != cpu:
