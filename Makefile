@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 NATIVE_SRC := $(wildcard producer/native/src/*.c producer/native/src/*.h) bpf/events.h
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py producer/k8s/proto/api.proto $(NATIVE_SRC) | sha256sum | cut -c1-12)
 
-.PHONY: setup tools image demo test test-unit test-helm test-cri test-image lint typecheck config-export kafka-up kafka-down registry-fetch cri-images bench bench-setup clean
+.PHONY: setup tools image demo test test-unit test-helm test-cri test-image lint typecheck config-export kafka-up kafka-down kafka-fresh registry-fetch cri-images bench bench-setup clean
 
 # Host packages, kernel headers link and tracefs every time (idempotent, and a
 # reboot unmounts tracefs); the virtualenv only when pyproject.toml, setup.py, the CRI proto or the C changed.
@@ -37,6 +37,11 @@ kafka-up: setup
 
 kafka-down:
 	@bash scripts/kafka.sh down
+
+# The tests start from an empty broker: each makes its own topics, and a broker that kept them from
+# run to run grew to gigabytes and took over a minute to come back in the outage tests.
+kafka-fresh: setup
+	@bash scripts/kafka.sh fresh
 
 # The schema registry the tests run (Apicurio, Confluent-compatible API); each test session starts its own.
 registry-fetch: setup
@@ -75,7 +80,7 @@ test-cri: cri-images
 test-image: setup tools image kafka-up
 	$(PY) -m pytest tests/image
 
-test: kafka-up registry-fetch tools cri-images image lint typecheck
+test: kafka-fresh registry-fetch tools cri-images image lint typecheck
 	$(PY) -m pytest
 
 # The benchmark's own tools: bpftrace, kcat, gcc (Debian's) and matplotlib (the bench extra).

@@ -12,7 +12,8 @@ the module that calls the library (for Kafka: the package producer/kafka/)::
     │   ├── TracefsError       tracefs not mounted
     │   ├── HeadersError       no kernel headers for BCC
     │   ├── BccMissingError    python3-bpfcc not importable
-    │   └── SecretFileError    a *_file of kafka.security / schema_registry / forward cannot be read
+    │   ├── SecretFileError    a *_file of kafka.security / schema_registry / forward cannot be read
+    │   └── SpoolError         spool.dir is held by another collector
     ├── KafkaClientError       the broker or the client refused (confluent_kafka.KafkaError stays in kafka/)
     │   ├── BrokerUnreachableError  no broker answered within the timeout
     │   ├── KafkaConfigError   librdkafka rejected a kafka.client setting
@@ -72,6 +73,10 @@ class BccMissingError(PreflightError):
 
 
 class SecretFileError(PreflightError):
+    pass
+
+
+class SpoolError(PreflightError):
     pass
 
 

@@ -3,6 +3,9 @@
 #   kafka.sh fetch   resolve the broker's classpath into the cache (once)
 #   kafka.sh up      format the log dir (once) and start the broker; returns when it accepts connections
 #   kafka.sh down    stop it (SIGTERM, then SIGKILL after 30 s)
+#   kafka.sh fresh   stop it, delete its topics and logs, and start it again (make test does this: every
+#                    test makes topics of its own, and a broker that kept them all from run to run took
+#                    over a minute to restart)
 #   kafka.sh status  exit 0 when the broker process is alive
 # Jars live in $EKP_CACHE (default ~/.cache/ebpf-kafka-producer), never in git.
 # A second instance takes EKP_KAFKA_PORT, EKP_KAFKA_CONTROLLER_PORT and EKP_KAFKA_RUN (its own run dir), and
@@ -70,10 +73,17 @@ up() {
 
 down() { stop 30; }
 
+fresh() {
+  down
+  rm -rf "$run/data" "$run/logs"
+  up
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   up) up ;;
   down) down ;;
+  fresh) fresh ;;
   status) alive ;;
-  *) echo "usage: $0 fetch|up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|up|down|fresh|status" >&2; exit 2 ;;
 esac

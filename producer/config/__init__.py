@@ -12,7 +12,7 @@ from them by ``python -m producer.config.export``; a test fails when either has 
     events.py   one section per event type, and EventsConfig
     k8s.py      k8s: Kubernetes attribution (the CRI socket, cluster, label allow list)
     forward.py  forward (`ebpf-producer forward`: the receiver, format, batches, retries, auth, TLS)
-    model.py    filters, readers, shutdown, accounting, metrics, log, and Config, the root
+    model.py    filters, readers, shutdown, spool, accounting, metrics, log, and Config, the root
     load.py     load() and validate(); pydantic's errors translated into one line, in one place
     schema.py   the JSON schema of Config, self-contained
     export.py   writes the chart's schema and README's block from it
@@ -44,6 +44,7 @@ from .model import (
     PidList,
     ReadersConfig,
     ShutdownConfig,
+    SpoolConfig,
     parse_listen,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "SchemaRegistryConfig",
     "SecurityConfig",
     "ShutdownConfig",
+    "SpoolConfig",
     "SyscallCountsConfig",
     "ToggleConfig",
     "load",

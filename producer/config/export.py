@@ -51,6 +51,7 @@ _CHART_NOTES: dict[tuple[str, ...], dict[str, Any]] = {
         "description": "the forwarder (forwarder.enabled); its *_file keys come from credentials.forward"
     },
     ("forward", "listen"): {"description": "0.0.0.0:PORT: probes and Prometheus use the pod IP"},
+    ("spool", "dir"): {"description": "set by the chart: the mount of spool.hostPath"},
 }
 _CREDENTIALS = {
     ("kafka", "security"): "credentials.kafka",

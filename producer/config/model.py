@@ -8,8 +8,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from .. import native
 from ..errors import ConfigError
-from ..native import NATIVE_TYPES
 from .events import EventsConfig
 from .forward import ForwardConfig
 from .k8s import K8sConfig
@@ -26,6 +26,9 @@ from .rules import (
     section,
     split_listen,
 )
+
+# librdkafka's message timeout and its alias: with a spool, never (kafka/sink.py).
+_TIMEOUT_KEYS = ("message.timeout.ms", "delivery.timeout.ms")
 
 # A task name as the kernel keeps it (TASK_COMM_LEN 16, with its NUL).
 _COMM_BYTES = 15
@@ -131,7 +134,7 @@ class ReadersConfig(Section):
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
         description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers "
-        "every enabled event type (file_open so far), else python",
+        "the config (so far: file_open only, with events.processes and the spool off), else python",
     )
 
     @model_validator(mode="after")
@@ -150,6 +153,26 @@ class ReadersConfig(Section):
 class ShutdownConfig(Section):
     timeout_s: float = Field(
         20.0, ge=1, le=600, description="drain + flush budget; the process exits within this + 5 s"
+    )
+
+
+class SpoolConfig(Section):
+    """Where a reader keeps what Kafka cannot take now (a full queue, or no answer for after_ms)."""
+
+    enabled: bool = Field(True, description="spool to disk instead of dropping while Kafka is away")
+    dir: str = Field(
+        "/var/lib/ebpf-kafka-producer",
+        min_length=1,
+        description="its segments (r<N>/) and the ledger files (ledger/) a restart recovers",
+    )
+    max_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="all readers together; what does not fit counts as spool_full"
+    )
+    after_ms: int = Field(
+        2000, ge=100, le=600_000, description="no delivery report for this long with messages waiting: spool"
+    )
+    fsync_interval_ms: int = Field(
+        1000, ge=10, le=60_000, description="a machine crash loses at most this much of the spool"
     )
 
 
@@ -192,6 +215,7 @@ class Config(Section):
     )
     readers: ReadersConfig = section(ReadersConfig, "the processes reading the perf buffers")
     shutdown: ShutdownConfig = section(ShutdownConfig, "SIGTERM and SIGINT")
+    spool: SpoolConfig = section(SpoolConfig, "the on-disk buffer for broker outages (docs/design.md)")
     accounting: AccountingConfig = section(AccountingConfig, "the drop ledger")
     metrics: MetricsConfig = section(MetricsConfig, "the HTTP endpoint")
     log: LogConfig = section(LogConfig, "structured logs on stderr")
@@ -216,12 +240,21 @@ class Config(Section):
             raise problem(
                 "syscall_counts needs at least one other event type enabled (events.<type>.enabled)", "events"
             )
-        python_only = [t for t in self.events.streams() if t not in NATIVE_TYPES]
-        if self.readers.data_plane == "native" and python_only:
+        missing = native.gaps(self) if self.readers.data_plane == "native" else []
+        if missing:
             raise problem(
-                f"native covers only {', '.join(sorted(NATIVE_TYPES))} so far; disable "
-                f"{', '.join(python_only)}, or use auto (the Python plane for such a mix)",
+                f"native cannot run this config yet: {'; '.join(missing)}; or use auto (the Python plane "
+                "for such a config)",
                 "readers",
                 "data_plane",
             )
+        for key in _TIMEOUT_KEYS:
+            if self.spool.enabled and key in self.kafka.client:
+                raise problem(
+                    "is set by the collector while spool.enabled (0: a message that timed out could only "
+                    "be sent again behind newer ones); remove it, or set spool.enabled: false",
+                    "kafka",
+                    "client",
+                    key,
+                )
         return self

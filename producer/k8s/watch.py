@@ -22,7 +22,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -34,7 +34,8 @@ from ..kernel.procfs import cgroup2_mount
 from .cri import CriClient
 from .inventory import Entry, Inventory
 from .meta import GONE, SEEN, KeyFilter, meta_of
-from .podcgroups import PodCgroups
+from .model import ContainerState
+from .podcgroups import CgroupChange, PodCgroups
 from .resolver import connect
 
 log = structlog.get_logger("k8s")
@@ -106,6 +107,8 @@ class Watch:
         for e in diff.listed:
             last = self.reported.get(e.id)
             event = GONE if e.ended else SEEN
+            if event == SEEN and self._unstarted(e):
+                continue  # reported once runc has made its cgroup (that listing comes at once), or gone
             if last is None or (last == SEEN and event == GONE):
                 n += self._emit(e, event)
         for e in diff.removed:
@@ -115,6 +118,22 @@ class Watch:
             self.reported.pop(id, None)
             self.cgroups.pop(id, None)
         return n
+
+    def _unstarted(self, e: Entry) -> bool:
+        """A container the runtime has created but runc not yet: it has no cgroup, so its first record
+        would say cgroup_id null when a moment later it could say which (CreateContainer returns before
+        StartContainer makes the cgroup)."""
+        c = e.container
+        return c is not None and c.state is ContainerState.CREATED and e.id not in self.cgroups
+
+    def add_cgroups(self, changes: Iterable[CgroupChange]) -> bool:
+        """Note the containers' cgroups made since the last call; True if any came or went."""
+        changed = False
+        for ch in changes:
+            changed = True
+            if ch.added:
+                self.cgroups[ch.container_id] = ch.cgroup_id
+        return changed
 
     def _emit(self, e: Entry, event: str, *, removed: bool = False) -> int:
         self.reported[e.id] = event
@@ -138,8 +157,7 @@ def run(
 ) -> None:
     watch = Watch(cfg, node, emit)
     cgroups = PodCgroups(cgroup2_mount())
-    for ch in cgroups.scan():
-        watch.cgroups[ch.container_id] = ch.cgroup_id
+    watch.add_cgroups(cgroups.scan())
     client: CriClient | None = None
     available: bool | None = None
     next_sync = 0.0
@@ -149,6 +167,7 @@ def run(
             if now >= next_sync:
                 try:
                     client = client or connect(cfg)
+                    watch.add_cgroups(cgroups.changes())  # a cgroup made since the last select: known first
                     watch.sync(client)
                     if available is not True:
                         log.info("k8s_watch_listing", socket=client.socket, known=len(watch.inventory.live))
@@ -165,15 +184,9 @@ def run(
             ready, _, _ = select.select(
                 [cgroups.fileno()], [], [], max(0.0, min(next_sync - time.monotonic(), 0.5))
             )
-            if ready:
-                changed = False
-                for ch in cgroups.changes():
-                    changed = True
-                    if ch.added:
-                        watch.cgroups[ch.container_id] = ch.cgroup_id
-                if changed:  # a container came or went: list now (once for a burst)
-                    time.sleep(_DEBOUNCE_S)
-                    next_sync = 0.0
+            if ready and watch.add_cgroups(cgroups.changes()):
+                time.sleep(_DEBOUNCE_S)  # a container came or went: list now (once for a burst)
+                next_sync = 0.0
     finally:
         cgroups.close()
         if client is not None:

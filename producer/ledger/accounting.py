@@ -8,6 +8,7 @@ line per event type, so a broker outage cannot hide the final numbers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 
@@ -21,8 +22,10 @@ from ..records import catalog
 from ..records.containers import ContainerResolver
 from ..records.syscall_counts import MAP as SYSCALL_MAP
 from .aggregate import SyscallCounts
+from .arena import CPU_MILLIS, FINAL, REPORT_SEQ, RESTARTS, RUN_STATE
 from .book import KernelCounts, Ledger, Snapshot
 from .containers import ContainersTopic
+from .recovery import log_lines
 from .report import Reporter
 from .seeded import SeededCounts
 
@@ -30,8 +33,6 @@ log = structlog.get_logger("supervisor")
 
 _SYSCALL_COUNTS = catalog.BY_NAME["syscall_counts"]
 _PROCESSES = "processes"
-_NOT_DROPS = ("seen", "delivered", "filtered")
-_INFO = ("lost", "escaped", "untracked", "k8s_unresolved")  # shown under their own names, not as drop_*
 
 
 class Accounting:
@@ -46,6 +47,8 @@ class Accounting:
         boot_id: str,
         resolver: ContainerResolver,
         schema_ids: Mapping[str, int],
+        run_id: str,
+        started_us: int,
         on_watcher_pid: Callable[[int, bool], None] = lambda _pid, _alive: None,
         seeded: SeededCounts | None = None,
     ) -> None:
@@ -53,7 +56,9 @@ class Accounting:
         self.kernel = kernel
         self.seeded = seeded
         self.publisher = Publisher(cfg.kafka, f"ebpf-producer-{host}-supervisor")
-        self.reporter = Reporter(cfg, ledger, self.publisher, host, boot_id, schema_ids)
+        self.reporter = Reporter(
+            cfg, ledger, self.publisher, host, boot_id, schema_ids, run_id=run_id, started_us=started_us
+        )
         self.containers: ContainersTopic | None = None
         if cfg.k8s.enabled:
             self.containers = ContainersTopic(cfg, self.publisher, host, schema_ids, on_pid=on_watcher_pid)
@@ -104,12 +109,29 @@ class Accounting:
         self.publisher.poll()
 
     def publish(self, *, final: bool, cpu_seconds: float, restarts: int) -> Snapshot:
-        """A drop report of a fresh snapshot; returns the snapshot."""
+        """A drop report of a fresh snapshot; returns the snapshot.
+
+        The run's words in the arena follow, so a recovery numbers and fills the dead run's last report
+        as this run would have. The final report, once acknowledged, ends the arena file's use.
+        """
         snap = self.snapshot()
-        self.reporter.publish(
-            self.reporter.record(snap, final=final, cpu_seconds=cpu_seconds, restarts=restarts)
-        )
+        arena = self.ledger.arena
+        record = self.reporter.record(snap, final=final, cpu_seconds=cpu_seconds, restarts=restarts)
+        if final:
+            arena.words[arena.run_word(RUN_STATE)] = FINAL
+        self.reporter.publish(record, on_delivered=self._final_delivered if final else None)
+        w = arena.words
+        w[arena.run_word(REPORT_SEQ)] = self.reporter.next_seq
+        w[arena.run_word(CPU_MILLIS)] = int(cpu_seconds * 1000)
+        w[arena.run_word(RESTARTS)] = restarts
+        arena.sync()
         return snap
+
+    def _final_delivered(self) -> None:
+        path = self.ledger.arena.path
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def close(self, deadline: float, *, cpu_seconds: float, restarts: int) -> Snapshot:
         """After every reader stopped: the last aggregate, the final report, the ledger_final lines.
@@ -130,28 +152,7 @@ class Accounting:
             self.containers.close_books()
         snap = self.publish(final=True, cpu_seconds=cpu_seconds, restarts=restarts)
         left = self.publisher.flush(min(4.0, max(1.0, deadline + 4.0 - time.monotonic())))
-        log_final(snap)
+        log_lines(snap)
         if left:
             log.warning("final_report_undelivered", reports=left, hint="the ledger_final lines above hold it")
         return snap
-
-
-def log_final(snap: Snapshot) -> None:
-    """One ledger_final line per event type: the identity, and every drop reason summed over CPUs."""
-    for b in snap.balances.values():
-        # Counts are per CPU: summed here, so one CPU's row cannot hide another's.
-        reasons: dict[str, int] = {}
-        for (event_type, _cpu, reason, code), v in snap.counts.items():
-            if event_type == b.event_type and reason not in _NOT_DROPS:
-                key = reason if reason in _INFO else f"drop_{reason}" + (f"_{code}" if code else "")
-                reasons[key] = reasons.get(key, 0) + v
-        log.info(
-            "ledger_final",
-            event_type=b.event_type,
-            seen=b.seen,
-            delivered=b.delivered,
-            dropped=b.dropped,
-            in_flight=b.in_flight,
-            filtered=b.filtered,
-            **reasons,
-        )

@@ -2,14 +2,14 @@
 
 One DropReport (schemas/drop_report.avsc) every accounting.interval_s and a
 final one at shutdown, keyed by host, cumulative since the run started.
-Runs in the supervisor, through its Publisher.
+Runs in the supervisor, through its Publisher; ledger/recovery.py uses it
+for the final report of a dead run too (`recovered`).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,15 +40,21 @@ class Reporter:
         host: str,
         boot_id: str,
         schema_ids: Mapping[str, int],
+        *,
+        run_id: str,
+        started_us: int | None = None,
+        report_seq: int = 0,
+        recovered: bool = False,
     ) -> None:
         self.ledger = ledger
         self.publisher = publisher
         self.host = host
         self.boot_id = boot_id
-        self.run_id = str(uuid.uuid4())
-        self.started_us = _now_us()
+        self.run_id = run_id
+        self.started_us = _now_us() if started_us is None else started_us
         self._last_us = self.started_us
-        self._seq = 0
+        self._seq = report_seq
+        self.recovered = recovered
         self.framing = framing("drop_report", schema_ids)
         self.topic = cfg.kafka.drops_topic
         self.stats = ReportStats()
@@ -61,6 +67,7 @@ class Reporter:
             "run_id": self.run_id,
             "report_seq": self._seq,
             "final": final,
+            "recovered": self.recovered,
             "run_started": self.started_us,
             "interval_start": self._last_us,
             "interval_end": now,
@@ -68,24 +75,34 @@ class Reporter:
             "reader_restarts": restarts,
             "counters": self.ledger.counter_records(snap),
             "balance": [b.as_record() for b in snap.balances.values()],
+            "replayed": [r.as_record() for r in snap.replayed],
         }
         self._seq += 1
         self._last_us = now
         return rec
 
-    def publish(self, rec: dict[str, Any]) -> None:
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
+    def publish(self, rec: dict[str, Any], on_delivered: Callable[[], None] | None = None) -> None:
         """Queue one report; failures are logged and counted here (a report is not an event).
 
         A report that is not sent costs nothing but its interval: the next one carries the same totals.
+        `on_delivered`: called once the broker acknowledged it.
         """
         try:
             value = self.framing.encoder.encode(rec)
         except (ValueError, TypeError, OverflowError) as e:
             self._failed(repr(e))
             return
-        why = self.publisher.send(
-            self.topic, value, self.host.encode(), self.framing.headers, self._on_result
-        )
+
+        def on_result(error: str | None) -> None:
+            self._on_result(error)
+            if error is None and on_delivered is not None:
+                on_delivered()
+
+        why = self.publisher.send(self.topic, value, self.host.encode(), self.framing.headers, on_result)
         if why is None:
             self.stats.published += 1
         else:

@@ -25,7 +25,7 @@ from ..kernel.procfs import Process
 from ..kernel.seed import cgroup_id_of
 from ..records import catalog
 from ..records.containers import ContainerResolver
-from ..records.process import ExecOptions
+from ..records.process_exec import ExecOptions
 from ..records.processes import seeded_record
 
 log = structlog.get_logger("supervisor")

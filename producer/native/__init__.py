@@ -46,6 +46,19 @@ class Choice:
         return self.wanted == "auto" and self.active == PYTHON and self.reason.startswith("unavailable")
 
 
+def gaps(cfg: Config) -> list[str]:
+    """What the config enables that the native plane does not do yet; each item names the setting."""
+    missing = []
+    uncovered = [t for t in cfg.events.streams() if t not in NATIVE_TYPES]
+    if uncovered:
+        missing.append(f"no native encoder yet for {', '.join(uncovered)} (events.<type>.enabled: false)")
+    if cfg.events.get("processes").enabled:
+        missing.append("no native reader of the shared processes ring yet (events.processes.enabled: false)")
+    if cfg.spool.enabled:
+        missing.append("no native spool yet (spool.enabled: false)")
+    return missing
+
+
 class UnavailableError(Exception):
     """The extension is missing or cannot reach librdkafka here."""
 
@@ -79,9 +92,9 @@ def select(cfg: Config) -> Choice:
     wanted = cfg.readers.data_plane
     if wanted == PYTHON:
         return Choice(PYTHON, wanted, "configured")
-    uncovered = [t for t in cfg.events.streams() if t not in NATIVE_TYPES]
-    if uncovered:  # `native` with these is a config error already (producer/config/model.py)
-        return Choice(PYTHON, wanted, f"no native encoder yet for {', '.join(uncovered)}")
+    missing = gaps(cfg)
+    if missing:  # `native` with these is a config error already (producer/config/model.py)
+        return Choice(PYTHON, wanted, "; ".join(missing))
     try:
         library = probe()
     except UnavailableError as e:

@@ -66,7 +66,7 @@ class NativePlane:
         for ring in reader.rings:
             event = catalog.BY_NAME[ring.event_type]
             # `reader` lets a consumer (and the CPU-group test) see which reader carried a record
-            frame = framing(event.schema, reader.schema_ids, reader=str(reader.index))
+            frame = framing(event.schema, reader.schema_ids, reader=str(reader.index), run_id=reader.run_id)
             self.engine.add_ring(
                 ring.fd,
                 reader.perf.page_cnt,

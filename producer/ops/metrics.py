@@ -35,10 +35,18 @@ class Health:
     reports_failed: int = 0
     cpu_seconds: float = 0.0
     data_plane: str = "python"  # the readers' (producer/native: select)
+    spool_enabled: bool = False
+    spool_refusing: bool = False  # a reader's spool is refusing writes (disk full or failing)
+    spool_bytes: int = 0
+    spool_records: int = 0
+    spool_oldest_age_s: float = 0.0
+    readers_spooling: int = 0
 
     @property
     def ready(self) -> bool:
-        return self.bpf_attached and self.kafka_reachable and self.schemas_registered
+        # While the spool takes what Kafka cannot, the collector loses nothing: still ready.
+        sending = self.kafka_reachable or (self.spool_enabled and not self.spool_refusing)
+        return self.bpf_attached and sending and self.schemas_registered
 
 
 Latest = Callable[[], tuple[Snapshot, Health]]
@@ -123,6 +131,22 @@ def _health(h: Health) -> Iterator[Metric]:
     )
     plane.add_metric([h.data_plane], 1)
     yield plane
+    yield GaugeMetricFamily("ebpf_producer_spool_bytes", "Bytes in the spool.", value=h.spool_bytes)
+    yield GaugeMetricFamily(
+        "ebpf_producer_spool_records",
+        "Records in the spool (this run's and earlier runs').",
+        value=h.spool_records,
+    )
+    yield GaugeMetricFamily(
+        "ebpf_producer_spool_oldest_age_seconds",
+        "Age of the oldest segment in the spool (0: empty).",
+        value=h.spool_oldest_age_s,
+    )
+    yield GaugeMetricFamily(
+        "ebpf_producer_readers_spooling",
+        "Readers writing to their spool instead of Kafka.",
+        value=h.readers_spooling,
+    )
 
 
 # prometheus_client writes every value as a float ("5.0", "1.2345678e+07"). The counts are exact
@@ -162,7 +186,7 @@ class MetricsServer(Endpoints):
             h = page.latest()[1]
             body = (
                 f"bpf_attached={h.bpf_attached} kafka_reachable={h.kafka_reachable} "
-                f"schemas_registered={h.schemas_registered}\n"
+                f"schemas_registered={h.schemas_registered} spooling={h.readers_spooling}\n"
             )
             return h.ready, body
 

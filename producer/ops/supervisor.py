@@ -3,8 +3,10 @@
 Lifecycle::
 
     metrics server -> register schemas (schema_registry.url only; waits out an unavailable registry)
+    -> spool.dir: lock, scan what earlier runs left (ops/spooldir.py)
     -> compile + layout check + seed + filters -> open every perf buffer -> attach
-    -> fork readers -> loop { reap/restart readers, drop report every interval, metrics page }
+    -> fork readers -> earlier runs' final reports (recovered) -> loop { reap/restart readers,
+       drop report every interval, metrics page }
     -> on SIGTERM/SIGINT/--duration: detach -> SIGUSR1 readers (drain, flush, purge)
        -> wait, SIGKILL stragglers -> final drop report -> exit 0
 
@@ -22,6 +24,7 @@ import select
 import signal
 import threading
 import time
+import uuid
 from typing import Any
 
 import structlog
@@ -38,8 +41,9 @@ from ..kernel.filters import Filters
 from ..kernel.perfbuf import PerfBuffers
 from ..kernel.seed import seed
 from ..ledger.accounting import Accounting
-from ..ledger.arena import Arena
-from ..ledger.book import Ledger, Snapshot
+from ..ledger.arena import DETACHED, RUN_STATE
+from ..ledger.book import Snapshot
+from ..ledger.recovery import recover
 from ..ledger.seeded import publish_seeded
 from ..reader.process import Reader, boot_to_wall_ns
 from ..records import catalog
@@ -48,6 +52,7 @@ from .exclusion import Exclusion
 from .metrics import Health, MetricsServer, Page
 from .pool import ReaderPool, ReaderSlot, cpu_seconds
 from .registration import register_schemas
+from .spooldir import SpoolDir
 
 log = structlog.get_logger("supervisor")
 
@@ -58,12 +63,15 @@ class Supervisor:
         self.duration_s = duration_s
         self.host = cfg.hostname
         self.boot_id = cpus_mod.boot_id()
+        self.run_id = str(uuid.uuid4())
+        self.started_us = time.time_ns() // 1000
         self._stop = False
         self._stop_reason = ""
         self._wake_r, self._wake_w = os.pipe()
         self.health = Health()
         self.page = Page(self.health)
         self.metrics: MetricsServer | None = None
+        self.spooldir = SpoolDir.disabled(self.health)
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -103,6 +111,9 @@ class Supervisor:
                 self.metrics.stop()
             return 0
 
+        # Before any BPF: a spool.dir held by another collector is a one-line error, and while the
+        # scan reads what earlier runs left, nothing is attached that could overflow.
+        spooldir = SpoolDir.open(cfg, len(groups), self.health)
         module = BpfModule(cfg)
         module.check_layouts()
         seeded = seed(module, cfg)
@@ -121,12 +132,14 @@ class Supervisor:
             if catalog.BY_NAME["process_exec"].section(cfg).ancestors
             else None
         )
-        ledger = Ledger(
-            Arena(len(groups), len(streams), max(cpus) + 1),
-            [e.name for e in streams],
-            groups,
-            shared=[r.type_idx for r in shared],
-        )
+        meta = {
+            "run_id": self.run_id,
+            "host": self.host,
+            "boot_id": self.boot_id,
+            "started_us": self.started_us,
+        }
+        ledger = spooldir.ledger(meta, streams, groups, max(cpus) + 1, shared=[r.type_idx for r in shared])
+        kernel = KernelCounters(module, streams)  # before the fork: readers read their final counts too
         # Before attaching, and with a producer gone before the fork: the seeded entries of the
         # processes topic precede every entry the kernel makes (ledger/seeded.py).
         seeded_counts = publish_seeded(
@@ -182,6 +195,8 @@ class Supervisor:
                 shared=shared,
                 procs=procs,
                 data_plane=data_plane.active,
+                run_id=self.run_id,
+                read_kernel=kernel.read,
             ).main()
 
         pool = ReaderPool(cfg, groups, reader_main, ledger, exclusion, self.health)
@@ -191,15 +206,20 @@ class Supervisor:
         accounting = Accounting(
             cfg,
             ledger,
-            KernelCounters(module, streams),
+            kernel,
             module,
             host=self.host,
             boot_id=self.boot_id,
             resolver=resolver,
             schema_ids=schema_ids,
+            run_id=self.run_id,
+            started_us=self.started_us,
             on_watcher_pid=exclusion.watcher,
             seeded=seeded_counts,
         )
+        if spooldir.root is not None:  # the final reports earlier runs could not publish, before ours
+            recover(cfg, spooldir.root, self.run_id, accounting.publisher, schema_ids)
+        self.spooldir = spooldir
         self._start_health_thread(accounting.publisher)
         self._loop(pool, accounting, exclusion)
         return self._shutdown(attachment, pool, accounting)
@@ -236,6 +256,7 @@ class Supervisor:
 
     def _store_page(self, pool: ReaderPool, snap: Snapshot) -> None:
         self.health.cpu_seconds = pool.cpu_seconds()
+        self.spooldir.observe(snap)
         self.page.store(snap)
 
     def _start_metrics(self) -> None:
@@ -279,6 +300,8 @@ class Supervisor:
         log.info("collector_stopping", reason=self._stop_reason, timeout_s=timeout)
         # Detach before telling readers, so that their final drain is final.
         attachment.detach()
+        arena = accounting.ledger.arena
+        arena.words[arena.run_word(RUN_STATE)] = DETACHED  # readers: their drain may start at once
         self.health.bpf_attached = False
         pool.stop(t0 + max(1.0, timeout - 0.5), self._wait)
         snap = accounting.close(

@@ -1,9 +1,10 @@
 """The hot path: what a reader does with each record libbcc hands it, and with Kafka's answers.
 
 Every record taken from a ring ends in exactly one ledger counter of this reader's arena block:
-produced (then delivered, delivery_failed or shutdown when Kafka answers), or one of decode_error,
-encode_error, queue_full. The sample handler runs as a ctypes callback, so it never raises
-(ctypes would print the error and drop the record uncounted).
+produced (then delivered, delivery_failed or shutdown when Kafka answers), spooled (reader/spooling.py
+follows it from there), or one of decode_error, encode_error, queue_full, spool_full. The sample
+handler runs as a ctypes callback, so it never raises (ctypes would print the error and drop the
+record uncounted).
 
 Per record, in order: copy the bytes, read the sequence number, skip the one record a dead
 predecessor already counted (ledger/arena.py: the journal), parse + encode to Avro (the event
@@ -14,14 +15,14 @@ once per ring is looked up when the handler is built.
 from __future__ import annotations
 
 import ctypes as ct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from struct import Struct
 from typing import Any
 
 from ..errors import DecodeError
 from ..k8s.resolver import PodResolver
 from ..kafka import sink as sink_mod
-from ..kafka.framing import framing
+from ..kafka.sink import RingProduce
 from ..kernel.perfbuf import LostHandler, SampleHandler
 from ..ledger.arena import (
     DECODE_ERROR,
@@ -30,7 +31,7 @@ from ..ledger.arena import (
     ESCAPED,
     K8S_UNRESOLVED,
     LOST,
-    PRODUCED,
+    SHUTDOWN,
     Arena,
     Journal,
     delivery_slot,
@@ -41,7 +42,8 @@ from ..records.catalog import EventType
 from ..records.common import DecodeContext
 from .pods import RingPods
 
-Produce = Callable[[str, bytes, bytes, Any, Callable[[Any, Any], None]], "int | None"]
+# key -> the produce of one (type, CPU) block with that key bound (reader/outlet.py)
+ProduceFor = Callable[[bytes], RingProduce]
 
 
 class ReaderState:
@@ -63,30 +65,25 @@ def sample_handler(
     arena: Arena,
     state: ReaderState,
     ctx: DecodeContext,
-    produce: Produce,
-    topic: str,
-    key: bytes,
-    schema_ids: dict[str, int],
+    prefix: bytes,
+    produce: RingProduce,
     container_of: ContainerOf,
     pods: PodResolver | None = None,
 ) -> SampleHandler:
-    """`pods`: the reader's Kubernetes resolver (None: attribution off, `k8s` always null)."""
+    """`prefix`: the framing before every Avro body; `produce`: the ring's (value, seq) -> outcome;
+    `pods`: the reader's Kubernetes resolver (None: attribution off, `k8s` always null)."""
     words = arena.words
     base = arena.base(reader, type_idx, cpu)
     journal = Journal(arena, type_idx, cpu).count
     suspect_i = arena.suspect_index(type_idx, cpu)
-    # `reader` lets a consumer (and the CPU-group test) see which reader carried a record.
-    frame = framing(event.schema, schema_ids, reader=str(reader))
-    headers = frame.headers
     ring_pods = None if pods is None else RingPods(pods, words, base + K8S_UNRESOLVED)
-    encode = event.fast_encoder(ctx, frame.prefix, ring_pods)
-    on_delivery = delivery_handler(arena, base)
+    encode = event.fast_encoder(ctx, prefix, ring_pods)
     string_at = ct.string_at
     seq_at = SEQ.unpack_from
     other_failure = delivery_slot("other")
     # Closure cells, not module globals: what the callback reads per record costs the least to read.
     seq_offset, seq_end = SEQ_OFFSET, SEQ_END
-    decode_error, encode_error, produced, escaped_i = DECODE_ERROR, ENCODE_ERROR, PRODUCED, base + ESCAPED
+    decode_error, encode_error, escaped_i = DECODE_ERROR, ENCODE_ERROR, base + ESCAPED
 
     def on_sample(_cookie: Any, data: int, size: int) -> None:
         try:
@@ -102,8 +99,7 @@ def sample_handler(
                 outcome = encode_error  # the parse inside raises DecodeError for bad bytes
                 value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
                 outcome = other_failure
-                result = produce(topic, value, key, headers, on_delivery)
-                outcome = produced if result is None else result
+                outcome = produce(value, seq)  # type: ignore[arg-type]  # the encoder raised if seq was None
                 if escaped:
                     words[escaped_i] += 1
             except DecodeError:
@@ -125,25 +121,23 @@ def shared_sample_handler(
     arena: Arena,
     state: ReaderState,
     ctx: DecodeContext,
-    produce: Produce,
-    topic: str,
+    prefix: bytes,
+    produce_for: Sequence[ProduceFor],
     key: bytes,
-    schema_ids: dict[str, int],
     container_of: ContainerOf,
     pods: PodResolver | None = None,
 ) -> SampleHandler:
     """sample_handler for a ring shared by every CPU (kernel/ringbuf.py): each record is counted in
     the block of the CPU its header names, and keyed by the event type's `key` (the processes topic:
-    the image's process_id). A low-volume stream: clarity over the last microsecond."""
+    the image's process_id; else `key`). `produce_for`: per CPU, key -> that block's produce. A
+    low-volume stream: clarity over the last microsecond."""
     words = arena.words
     cpus = range(arena.cpus)
     bases = [arena.base(reader, type_idx, cpu) for cpu in cpus]
     journals = [Journal(arena, type_idx, cpu).count for cpu in cpus]
     suspects = [arena.suspect_index(type_idx, cpu) for cpu in cpus]
-    frame = framing(event.schema, schema_ids, reader=str(reader))
     ring_pods = None if pods is None else RingPods(pods, words, bases[0] + K8S_UNRESOLVED)
-    encode = event.fast_encoder(ctx, frame.prefix, ring_pods)
-    on_delivery = [delivery_handler(arena, b) for b in bases]
+    encode = event.fast_encoder(ctx, prefix, ring_pods)
     key_of = event.key
     boot = ctx.boot
     cpu_at = Struct("<I").unpack_from
@@ -170,8 +164,7 @@ def shared_sample_handler(
                 value, escaped = encode(raw, cpu, state.boot_to_wall_ns, container_of)
                 outcome = delivery_slot("other")
                 k = (key_of(raw, boot) if key_of is not None else None) or key
-                result = produce(topic, value, k, frame.headers, on_delivery[cpu])
-                outcome = PRODUCED if result is None else result
+                outcome = produce_for[cpu](k)(value, seq)  # type: ignore[arg-type]  # the encoder raised if seq was None
                 if escaped:
                     words[bases[cpu] + ESCAPED] += 1
             except DecodeError:
@@ -195,16 +188,26 @@ def lost_handler(arena: Arena, reader: int, type_idx: int, cpu: int) -> LostHand
     return on_lost
 
 
-def delivery_handler(arena: Arena, base: int) -> Callable[[Any, Any], None]:
-    """librdkafka's delivery report for one (reader, type, CPU) block -> its counter."""
+def delivery_handler(
+    arena: Arena, base: int, on_purged: Callable[[Any], None] | None = None
+) -> Callable[[Any, Any], None]:
+    """librdkafka's delivery report for one (reader, type, CPU) block -> its counter.
+
+    `on_purged` (with a spool): a message given back by the purge at shutdown is handed to it instead
+    of being counted as shutdown; the spool counts it (respooled) when it has written it.
+    """
     words = arena.words
     delivered = base + DELIVERED
     classify = sink_mod.classify
 
-    def on_delivery(err: Any, _msg: Any) -> None:
+    def on_delivery(err: Any, msg: Any) -> None:
         if err is None:
             words[delivered] += 1
+            return
+        reason = classify(err)
+        if reason == SHUTDOWN and on_purged is not None:
+            on_purged(msg)
         else:
-            words[base + classify(err)] += 1
+            words[base + reason] += 1
 
     return on_delivery

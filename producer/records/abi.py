@@ -1,8 +1,9 @@
 """The user-space mirror of bpf/events.h: what every record shares, and the filters' limits.
 
 Each `#define EKP_<NAME>` of events.h has a twin here named <NAME>, or in the module of the one event
-family that uses it (records/process.py, file_open.py, tcp.py); the event type ids are the catalog's
-(records/catalog.py). The few that have no Python side are listed in C_ONLY, with the reason.
+family that uses it (records/process.py, process_exec.py, file_open.py, tcp.py); the event type ids
+are the catalog's (records/catalog.py). The few that have no Python side are listed in C_ONLY,
+with the reason.
 tests/unit/test_abi.py compiles events.h with gcc and compares every value, so a constant changed on
 one side only fails the tests; the struct layouts are compared with the compiler's at every start
 (producer/kernel/build.py: check_layouts).
@@ -132,6 +133,9 @@ COMMON_FIELDS = (*HEADER, *TASK)
 COMMON = RecordLayout("ekp_common", COMMON_FIELDS)  # not a C struct: the two every record begins with
 COMMON_SIZE = COMMON.struct.size
 SEQ = Struct("<Q")
+# The task's bytes: what a process's records share (the memos in records/common.py and avro.py key on them)
+TASK_BYTES = slice(COMMON.offset("task.cgroup_id"), COMMON_SIZE)
+HEAD = Struct("<" + "".join(f for _, f in HEADER))  # the header alone: boot_ns, seq, type, cpu
 SEQ_OFFSET = COMMON.offset("hdr.seq")
 SEQ_END = SEQ_OFFSET + SEQ.size
 

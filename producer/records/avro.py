@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .abi import TASK_BYTES
 from .common import Common, DecodeContext
 from .identity import process_id
 
@@ -109,6 +110,8 @@ class Static:
         self.containers: dict[int, bytes] = {}  # cgroup id -> its container id, encoded
         self.boot = ctx.boot  # process ids' boot part
         self.identities: dict[tuple[Any, ...], bytes] = {}  # (pid, start, ppid, parent start) -> ids
+        # a record's task bytes -> its process fields and its ids, encoded: one lookup for both
+        self.tasks: dict[bytes, tuple[bytes, bytes]] = {}
         self.pods = pods
         # cgroup id -> its `k8s` union: the resolver's own dict (it fills it from its thread)
         self.k8s_encoded: dict[int, bytes] = {} if pods is None else pods.encoded
@@ -131,6 +134,17 @@ class Static:
                 self.identities.clear()
             pid, start, ppid, parent_start = key
             enc = self.identities[key] = opt_id(self.boot, start, pid) + opt_id(self.boot, parent_start, ppid)
+        return enc
+
+    def task(self, key: bytes, c: Common, nullable: bool) -> tuple[bytes, bytes]:
+        """The process fields and the ids of a record whose task bytes are `key`: they are a function
+        of those bytes alone (parse_common reads them from nothing else)."""
+        if len(self.tasks) >= self.PROCESS_MEMO:
+            self.tasks.clear()
+        enc = self.tasks[key] = (
+            self.process((c.pid, c.tid, c.ppid, c.uid, c.gid, c.comm, c.cgroup_id), nullable),
+            self.identity((c.pid, c.start_ns, c.ppid, c.parent_start_ns)),
+        )
         return enc
 
     def k8s(self, cgroup_id: int, container_of: ContainerOf) -> bytes:
@@ -189,26 +203,32 @@ def tail(c: Common, static: Static, container_of: ContainerOf) -> bytes:
 
 
 def common(
-    c: Common, static: Static, boot_to_wall_ns: int, container_of: ContainerOf, nullable: bool = False
-) -> list[bytes]:
+    raw: bytes,
+    c: Common,
+    static: Static,
+    boot_to_wall_ns: int,
+    container_of: ContainerOf,
+    nullable: bool = False,
+) -> tuple[list[bytes], bytes]:
     """The prefix, then timestamp, boot_ns, host, boot_id, cpu, seq and the process fields, in every
-    schema's order.
+    schema's order; and the record's tail (process_id, parent_process_id, k8s: schema v2+), which
+    the family writes after its own fields.
 
     `nullable`: the tcp schemas, whose process fields are unions with null (the socket's process may be
     unknown); every other schema has them as plain values, always known.
     """
-    boot_ns, seq, cpu, pid, tid, ppid, uid, gid, comm, cgroup_id, *_ = c
-    key = (pid, tid, ppid, uid, gid, comm, cgroup_id)
+    key = raw[TASK_BYTES]
     # the memo lookups inlined: a method call per record is a measurable part of the fast path
-    process = static.processes.get(key) or static.process(key, nullable)
+    process, ids = static.tasks.get(key) or static.task(key, c, nullable)
+    cgroup_id = c.cgroup_id
     container = static.containers.get(cgroup_id) or static.container(cgroup_id, container_of)
     return [
         static.prefix,
-        long_((boot_ns + boot_to_wall_ns) // 1000),
-        long_(boot_ns),
+        long_((c.boot_ns + boot_to_wall_ns) // 1000),
+        long_(c.boot_ns),
         static.host_boot,
-        SMALL[cpu << 1],
-        long_(seq),
+        SMALL[c.cpu << 1],
+        long_(c.seq),
         process,
         container,
-    ]
+    ], ids + (static.k8s_encoded.get(cgroup_id) or static.k8s(cgroup_id, container_of))

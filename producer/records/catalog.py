@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import file_open, process, processes, tcp
+from . import file_open, process, process_exec, processes, tcp
 from .abi import COUNTERS, PROC, RecordLayout
 from .ancestry import Lookup
 from .avro import Encoder, EncoderFactory, PodSource, Static
@@ -125,13 +125,13 @@ CATALOG = (
             "syscalls/sys_enter_execveat",
             "syscalls/sys_exit_execveat",
         ),
-        layout=process.EXEC,
-        parse=process.parse_exec,
-        decoder=process.decode_exec,
-        encoder=process.exec_encoder,
-        brief=process.brief_exec,
-        cflags=process.exec_cflags,
-        options=process.exec_options,
+        layout=process_exec.EXEC,
+        parse=process_exec.parse_exec,
+        decoder=process_exec.decode_exec,
+        encoder=process_exec.exec_encoder,
+        brief=process_exec.brief_exec,
+        cflags=process_exec.exec_cflags,
+        options=process_exec.exec_options,
     ),
     EventType(
         name="process_exit",
@@ -206,7 +206,8 @@ CATALOG = (
             "signal/signal_generate",
             "signal/signal_deliver",
         ),
-        layout=process.EXEC,  # its records are exec, fork and exit records (processes.py); EXEC the largest
+        # its records are exec, fork and exit records (processes.py); EXEC the largest
+        layout=process_exec.EXEC,
         parse=processes.parse,
         decoder=processes.decode,
         encoder=processes.encoder,

@@ -174,3 +174,16 @@ def json_default(o: Any) -> Any:
     if isinstance(o, bytes):
         return o.hex()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def field_reader(schema: Schema, prefix_len: int, name: str) -> Callable[[bytes], Any]:
+    """Reads one field of framed messages of `schema` whose framing prefix is `prefix_len` bytes (the
+    full decode: for the rare message that must be told apart after it left the reader's hands)."""
+    parsed = schema.parsed
+
+    def read(value: bytes) -> Any:
+        record = fastavro.schemaless_reader(io.BytesIO(value[prefix_len:]), parsed, None)
+        assert isinstance(record, dict)
+        return record[name]
+
+    return read

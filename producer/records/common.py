@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from ..errors import DecodeError
 from .abi import (
     COMMON,
+    HEAD,
     INT64_MAX,
     PID_MAX_LIMIT,
+    TASK_BYTES,
     TASK_FLAGS_ALL,
     TASK_OWNER_UNKNOWN,
     TASK_PARENT_UNKNOWN,
@@ -33,6 +35,11 @@ T = TypeVar("T")
 new = tuple.__new__  # NamedTuple(...) costs twice as much; the fields are in order by construction
 
 _COMMON = COMMON.struct
+# A process sends many records with the same task bytes: their validated fields, memoized (bounded).
+# Only task bytes without flags are kept, so a hit needs no check that depends on the owner.
+TASKS_MEMO = 4096
+# task bytes -> pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start, parent start
+_tasks: dict[bytes, tuple[Any, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,25 @@ def parse_common(
     """Header and task of any record, validated. `fixed_size`: the record's fixed part, all of it required."""
     if len(raw) < fixed_size:
         raise DecodeError(f"truncated: {len(raw)} bytes, the fixed part alone is {fixed_size}")
+    task = _tasks.get(raw[TASK_BYTES])
+    if task is None:
+        return _parse_task(raw, cpu, type_id, owner_may_be_unknown)
+    # the task was validated when first met; the header is this record's own
+    boot_ns, seq, typ, hdr_cpu = HEAD.unpack_from(raw)
+    if typ != type_id:
+        raise DecodeError(f"type {typ} in a buffer of type {type_id}")
+    if hdr_cpu != cpu:
+        raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
+    if (boot_ns | seq) > INT64_MAX:
+        raise DecodeError("a 64-bit field is beyond the Avro long range")
+    if task[8] > boot_ns:  # an image starts before its records
+        raise DecodeError(f"identity times {task[8]}/{task[9]} out of order (event {boot_ns})")
+    return new(Common, (boot_ns, seq, cpu) + task)  # noqa: RUF005 - concatenation measured faster
+
+
+def _parse_task(raw: bytes, cpu: int, type_id: int, owner_may_be_unknown: bool) -> Common:
+    """parse_common for task bytes not in the memo: every field checked, kept when it has no flag."""
+    fields = _COMMON.unpack_from(raw)
     (
         boot_ns,
         seq,
@@ -131,15 +157,36 @@ def parse_common(
         gid,
         tflags,
         comm_b,
-    ) = _COMMON.unpack_from(raw)
+    ) = fields
     if typ != type_id:
         raise DecodeError(f"type {typ} in a buffer of type {type_id}")
     if hdr_cpu != cpu:
         raise DecodeError(f"record says cpu {hdr_cpu}, read from cpu {cpu}'s buffer")
-    if tflags & ~TASK_FLAGS_ALL:
-        raise DecodeError(f"unknown task flags {tflags:#x}")
     if (boot_ns | seq | cgroup_id) > INT64_MAX:  # unsigned: any of them has bit 63 set
         raise DecodeError("a 64-bit field is beyond the Avro long range")
+    if tflags:  # nearly every record has none
+        return _flagged(fields, cpu, owner_may_be_unknown)
+    if not 0 < pid <= PID_MAX_LIMIT or not 0 < tid <= PID_MAX_LIMIT or ppid > PID_MAX_LIMIT:
+        raise DecodeError(f"pid {pid} / tid {tid} / ppid {ppid} out of range")
+    # an image starts before its records, and its parent's before it
+    if not 0 < start_ns <= boot_ns or parent_start_ns > start_ns:
+        raise DecodeError(f"identity times {start_ns}/{parent_start_ns} out of order (event {boot_ns})")
+    comm, escaped = clean_utf8(cstr(comm_b, "comm"))
+    task = (pid, tid, ppid, uid, gid, comm, cgroup_id, escaped, start_ns, parent_start_ns)
+    if len(_tasks) >= TASKS_MEMO:
+        _tasks.clear()
+    _tasks[raw[TASK_BYTES]] = task
+    return new(Common, (boot_ns, seq, cpu, *task))
+
+
+def _flagged(fields: tuple[Any, ...], cpu: int, owner_may_be_unknown: bool) -> Common:
+    """parse_common's slow path: a record with any task flag (an unknown owner, parent or identity).
+    `fields`: the common part as parse_common unpacked it (its type and CPU already checked)."""
+    boot_ns, seq, _, _, cgroup_id, start_ns, parent_start_ns, pid, tid, ppid, uid, gid, tflags, comm_b = (
+        fields
+    )
+    if tflags & ~TASK_FLAGS_ALL:
+        raise DecodeError(f"unknown task flags {tflags:#x}")
     if tflags & TASK_OWNER_UNKNOWN:
         if not owner_may_be_unknown:
             raise DecodeError("owner-unknown flag on a record that always has its process")
@@ -150,14 +197,7 @@ def parse_common(
         raise DecodeError(f"pid {pid} / tid {tid} out of range")
     if ppid > PID_MAX_LIMIT:
         raise DecodeError(f"ppid {ppid} out of range")
-    # cstr + clean_utf8, inlined for the common case (ASCII): two calls per record are measurable here
-    end = comm_b.find(b"\0")
-    if end < 0:
-        raise DecodeError("comm: not NUL-terminated")
-    comm = comm_b[:end]
-    escaped = False
-    if not comm.isascii():
-        comm, escaped = clean_utf8(comm)
+    comm, escaped = clean_utf8(cstr(comm_b, "comm"))
     if tflags & TASK_PPID_UNKNOWN:
         ppid = None
     if tflags & TASK_PROC_UNKNOWN:

@@ -24,7 +24,6 @@ from .avro import (
     opt_long,
     opt_string,
     string_,
-    tail,
 )
 from .avro import common as encode_common
 from .common import Common, DecodeContext, clean_utf8, common_dict, cstr, new, parse_common
@@ -175,7 +174,7 @@ def _flag_names(flags: int, cache: dict[int, bytes] = {}) -> bytes:  # noqa: B00
 def encoder(static: Static, type_id: int) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, syscall, path, truncated, open_flags, mode, ret, escaped = parse(raw, cpu, type_id)
-        out = encode_common(c, static, boot_to_wall_ns, container_of)
+        out, end = encode_common(raw, c, static, boot_to_wall_ns, container_of)
         if ret >= 0:
             result = [BRANCH1 + long_(ret), NULL, NULL]
         else:
@@ -190,7 +189,7 @@ def encoder(static: Static, type_id: int) -> Encoder:
             opt_long(mode),
             *result,
             BOOLEAN[escaped],
-            tail(c, static, container_of),
+            end,
         ]
         return b"".join(out), escaped
 

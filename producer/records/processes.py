@@ -18,7 +18,7 @@ from struct import Struct
 from typing import Any, NamedTuple, Protocol
 
 from ..errors import DecodeError
-from . import process
+from . import process, process_exec
 from .abi import COMMON, VIEW_SHIFT
 from .avro import (
     BOOLEAN,
@@ -36,7 +36,8 @@ from .avro import (
 )
 from .common import Common, DecodeContext, clean_utf8
 from .identity import boot_tag, process_id, start_ns_of_ticks
-from .process import Exec, ExecOptions, Exit, Fork, signal_name
+from .process import Exit, Fork, signal_name
+from .process_exec import Exec, ExecOptions
 
 _EXEC, _EXIT, _FORK = 0, 1, 2  # the source record's event type: EKP_EVENT_PROCESS_{EXEC,EXIT,FORK}
 KINDS = {_EXEC: "exec", _FORK: "fork", _EXIT: "exit"}
@@ -66,7 +67,7 @@ def parse(raw: bytes, cpu: int, type_id: int, opts: ExecOptions | None = None) -
     source = typ >> VIEW_SHIFT
     rec: Exec | Fork | Exit
     if source == _EXEC:
-        rec = process.parse_exec(raw, cpu, typ, opts or ExecOptions())
+        rec = process_exec.parse_exec(raw, cpu, typ, opts or ExecOptions())
         if rec.retval != 0:
             raise DecodeError("a failed exec starts no image")
     elif source == _FORK:

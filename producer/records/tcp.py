@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..errors import DecodeError
 from .abi import COMMON_SIZE, event_layout
-from .avro import BOOLEAN, ContainerOf, Encoder, Static, long_, string_, tail
+from .avro import BOOLEAN, ContainerOf, Encoder, Static, long_, string_
 from .avro import common as encode_common
 from .common import Common, DecodeContext, common_dict, new, parse_common
 
@@ -108,7 +108,7 @@ def decode_close(
 def _encoder(static: Static, type_id: int, closing: bool) -> Encoder:
     def encode(raw: bytes, cpu: int, boot_to_wall_ns: int, container_of: ContainerOf) -> tuple[bytes, bool]:
         c, family, saddr, sport, daddr, dport, direction, est = parse(raw, cpu, type_id)
-        out = encode_common(c, static, boot_to_wall_ns, container_of, nullable=True)
+        out, end = encode_common(raw, c, static, boot_to_wall_ns, container_of, nullable=True)
         out += [
             _ENCODED[family],
             string_(saddr.encode()),
@@ -119,7 +119,7 @@ def _encoder(static: Static, type_id: int, closing: bool) -> Encoder:
         if closing:
             out += [_ENCODED[direction], long_(c.boot_ns - est)]
         out.append(BOOLEAN[c.escaped])
-        out.append(tail(c, static, container_of))
+        out.append(end)
         return b"".join(out), c.escaped
 
     return encode

@@ -181,9 +181,17 @@ def test_an_exited_container_attaches_for_60_s_by_default(
     pod = cri_pods.run(PodSpec(name="gone-0", namespace="batch", labels={}, command=("sleep", "1")))
     cg = cgroup_of(pod)
     wait_for(lambda: cg in r.encoded, 5.0, "resolved")
+    # The container's cgroup goes when its task exits (the runtime deletes it), which is when the
+    # 60 s start: the last moment it was still seen is a lower bound of that.
+    mount = cgroup2_mount()
+    assert mount is not None
+    path = mount / f"{pod.cgroup_parent}/{pod.container_id}".lstrip("/")
+    gone_at = time.monotonic()
+    while path.exists():
+        gone_at = time.monotonic()
+        time.sleep(0.005)
     cri_pods.wait_exited(pod.container_id)
     cri_pods.remove(pod)  # container, sandbox and cgroups gone; the runtime lists neither any more
-    gone_at = time.monotonic()
     words = [0] * 16
     encode = catalog.BY_NAME["process_exec"].fast_encoder(CTX, pods=RingPods(r, words, K8S_UNRESOLVED))
     schema = codec.load_schema("process_exec")

@@ -21,6 +21,7 @@ from producer.forward.formats import event_id
 from tests.forward.httpsink import OK, HttpSink, slow
 from tests.support.collector import CollectorRunner, HasBootstrap, http_get
 from tests.support.kafka import consume
+from tests.support.ledger import balance, final_report
 from tests.support.load import LoadPrograms
 
 pytestmark = [pytest.mark.kernel, pytest.mark.broker]
@@ -49,13 +50,19 @@ def assert_same_content(sink: HttpSink) -> Counter[str]:
     return Counter(sink.ids())
 
 
+def is_marker_exec(e: dict[str, Any], marker: str) -> bool:
+    """An exec of the load's program (not of execload itself, whose arguments hold the marker too)."""
+    return marker in e["argv"] and e["filename"].endswith("/nothing")
+
+
 def marker_execs(sink: HttpSink, marker: str) -> int:
-    """Execs of the load's program (not of execload itself, whose arguments hold the marker too)."""
-    return sum(
-        1
-        for e in sink.events()
-        if e["event_type"] == "process_exec" and marker in e["argv"] and e["filename"].endswith("/nothing")
-    )
+    return sum(1 for e in sink.events() if e["event_type"] == "process_exec" and is_marker_exec(e, marker))
+
+
+# The subject here is the forwarder; the collector shares the 2 cores with it, the receiver and the
+# load, so it gets rings that ride out a few hundred ms without a turn (a CI run with the defaults
+# lost 18 % of the execs to ring overflow, counted, while another job ran on the machine).
+BIG_RINGS = {"readers": {"perf_pages": 4096}, "events": {"processes": {"ring_pages": 16384}}}
 
 
 def rss_kib(pid: int) -> int:
@@ -68,7 +75,7 @@ def rss_kib(pid: int) -> int:
 def test_20000_events_from_the_kernel_reach_the_receiver_once(
     collector: CollectorRunner, load_programs: LoadPrograms, make_forwarder: Any, sink: HttpSink
 ) -> None:
-    collector.start()
+    collector.start(BIG_RINGS)
     f = make_forwarder(sink.url)
     f.start()
     marker = f"fwd-{uuid.uuid4().hex[:8]}"
@@ -82,7 +89,17 @@ def test_20000_events_from_the_kernel_reach_the_receiver_once(
     got = assert_same_content(sink)
     assert set(got) == ids
     assert max(got.values()) == 1  # no crash, so no duplicate
-    assert marker_execs(sink, marker) == execs  # every exec of the load, as process_exec
+    # every exec of the load that reached Kafka reached the receiver as process_exec; what the collector
+    # lost on the way (a busy machine can overflow a ring: submit_failed) is in its ledger, not forgotten
+    in_kafka = sum(
+        1
+        for m in consume(collector.broker.bootstrap, f"{collector.prefix}.process_exec", idle_s=3)
+        if is_marker_exec(m.value, marker)
+    )
+    assert marker_execs(sink, marker) == in_kafka
+    lost = execs - in_kafka
+    assert 0 <= lost <= balance(final_report(collector.broker.bootstrap, collector.prefix))["dropped"], lost
+    assert in_kafka >= execs * 0.95
     assert f.stop() == 0
 
 

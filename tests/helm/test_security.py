@@ -83,16 +83,36 @@ def test_priority_class_and_resources() -> None:
 
 def test_host_paths_are_mounted_read_only_where_the_collector_looks() -> None:
     mounts = render().mounts()
-    host = {name: m for name, m in mounts.items() if "hostPath" in m["volume"] and name != "cri-socket"}
+    host = {
+        name: m
+        for name, m in mounts.items()
+        if "hostPath" in m["volume"] and name not in ("cri-socket", "spool")
+    }
     assert {n: m["mount"]["mountPath"] for n, m in host.items()} == HOST_TARGETS
     for name, m in host.items():
         assert m["mount"]["readOnly"] is True, name
         assert m["volume"]["hostPath"]["type"] == "Directory", name
-    # the only writable mount: BCC's kheaders fallback under $TMPDIR
+    # the only writable mounts: BCC's kheaders fallback under $TMPDIR, and the spool
     writable = {n for n, m in mounts.items() if not m["mount"].get("readOnly")}
-    assert writable == {"tmp"}
+    assert writable == {"tmp", "spool"}
     assert mounts["tmp"]["mount"]["mountPath"] == "/tmp"
     assert "emptyDir" in mounts["tmp"]["volume"]
+
+
+def test_the_spool_is_a_host_directory_the_config_points_at() -> None:
+    out = render()
+    spool = out.mounts()["spool"]
+    # a hostPath, so that what an outage left survives a rollout or an eviction of the pod
+    assert spool["volume"]["hostPath"] == {
+        "path": "/var/lib/ebpf-kafka-producer",
+        "type": "DirectoryOrCreate",
+    }
+    assert out.collector_config()["spool"]["dir"] == spool["mount"]["mountPath"]
+    # an emptyDir on request; none at all when the spool is off
+    empty = render(sets={"spool.hostPath": ""}).mounts()["spool"]["volume"]
+    assert empty["emptyDir"] == {"sizeLimit": "2Gi"}
+    off = render(sets={"config.spool.enabled": "false"})
+    assert "spool" not in off.mounts() and "dir" not in off.collector_config().get("spool", {})
 
 
 def test_a_host_mount_can_be_left_out_and_tracefs_moved() -> None:

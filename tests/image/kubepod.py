@@ -237,7 +237,9 @@ def _mount(
     if "hostPath" in vol:
         hp = vol["hostPath"]
         _known(hp, {"path", "type"}, f"volume {vol['name']}.hostPath")
-        assert hp.get("type", "") in ("", "Directory", "Socket"), hp
+        assert hp.get("type", "") in ("", "Directory", "DirectoryOrCreate", "Socket"), hp
+        if hp.get("type") == "DirectoryOrCreate":  # as the kubelet does: made if missing (the spool)
+            Path(hp["path"]).mkdir(parents=True, exist_ok=True)
         # The kubelet refuses to start the pod when a typed path is not of that type.
         assert hp.get("type") != "Directory" or Path(hp["path"]).is_dir(), (
             f"hostPath {hp['path']}: no directory"

@@ -58,6 +58,8 @@ def test_the_charts_pod_attaches_answers_its_probes_and_publishes(
             "config.readers.perf_pages": str(pages_beyond_memlock()),
             # no CRI runtime on the usual path of this host (tests/cri runs its own elsewhere)
             "criSocket": "",
+            # the spool's hostPath: this test's own, so no other run's spool or ledger files meet it
+            "spool.hostPath": str(tmp_path / "host-spool"),
         }
     )
     config_maps = {d["metadata"]["name"]: d["data"] for d in rendered.docs if d["kind"] == "ConfigMap"}

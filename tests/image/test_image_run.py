@@ -35,7 +35,7 @@ def test_the_image_collects_from_the_host_and_stops_cleanly(
     config = runner.write_config({"metrics": {"listen": f"127.0.0.1:{port}"}})
     # no CRI runtime on this host's usual path (tests/cri runs its own elsewhere)
     mounts = host_path_mounts(render(sets={"criSocket": ""}).pod, tmp_path)
-    assert len(mounts) == 2 * 5, mounts  # tracefs, modules, usrSrc, cgroup, bpffs
+    assert len(mounts) == 2 * 6, mounts  # tracefs, modules, usrSrc, cgroup, bpffs, the spool's directory
     marker = f"img-{uuid.uuid4().hex}"
     with containers() as made:
         c = Container(

@@ -97,8 +97,14 @@ def test_overload_kernel_drops_are_counted_and_the_ledger_closes(
 def test_broker_down_30s_then_back(
     collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    # A small queue so the outage overflows it: what it refuses must be counted as queue_full.
-    collector.start({"kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}}})
+    # A small queue so the outage overflows it: what it refuses must be counted as queue_full (no spool:
+    # tests/integration/test_spool.py has the outage with one).
+    collector.start(
+        {
+            "kafka": {"max_block_ms": 200, "client": {"queue.buffering.max.messages": 20000}},
+            "spool": {"enabled": False},
+        }
+    )
     port = collector.metrics_port()
     readers = [p[0] for p in reader_pids(collector).values()]
     load = load_programs.start(1500, 45)
@@ -133,7 +139,7 @@ def test_broker_down_30s_then_back(
 def test_outage_longer_than_message_timeout(
     collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
-    collector.start({"kafka": {"client": {"message.timeout.ms": 4000}}})
+    collector.start({"kafka": {"client": {"message.timeout.ms": 4000}}, "spool": {"enabled": False}})
     load = load_programs.start(1000, 20)
     time.sleep(3)
     with own_broker.outage():
@@ -223,7 +229,7 @@ def test_sigterm_during_broker_outage(
     collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
 ) -> None:
     timeout_s = 8
-    collector.start({"shutdown": {"timeout_s": timeout_s}})
+    collector.start({"shutdown": {"timeout_s": timeout_s}, "spool": {"enabled": False}})
     load = load_programs.start(2000, 10)
     time.sleep(2)
     with own_broker.outage():

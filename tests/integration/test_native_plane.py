@@ -30,7 +30,8 @@ def native_file_open(tmp_path: Path) -> dict[str, Any]:
     """Only file_open, in this test's directory, on the native plane (required: no fallback)."""
     events: dict[str, Any] = {t: {"enabled": False} for t in catalog.STREAM_TYPES}
     events["file_open"] = {"enabled": True, "path_prefixes": {"allow": [f"{tmp_path}/"]}}
-    return {"readers": {"data_plane": "native"}, "events": events}
+    events["processes"] = {"enabled": False}  # the shared ring has no native reader yet
+    return {"readers": {"data_plane": "native"}, "events": events, "spool": {"enabled": False}}
 
 
 def open_files(tmp_path: Path, n: int) -> int:

@@ -319,7 +319,10 @@ def test_registry_down_at_start_waits_not_ready_then_proceeds(
         collector.wait_for_log("schema_registry_unavailable", timeout=60)
         metrics = collector.metrics_port()
         status, body = http_get(metrics, "/readyz")
-        assert (status, body) == (503, "bpf_attached=False kafka_reachable=False schemas_registered=False\n")
+        assert (status, body) == (
+            503,
+            "bpf_attached=False kafka_reachable=False schemas_registered=False spooling=0\n",
+        )
         assert http_get(metrics, "/healthz") == (200, "ok\n")
         assert "ebpf_producer_schemas_registered 0" in http_get(metrics, "/metrics")[1]
         assert "bpf_compiled" not in collector.log() and "collector_started" not in collector.log()

@@ -208,6 +208,9 @@ def test_credentials_refused_at_runtime(
     and the ledger keeps counting (deliveries that cannot happen fail by error code)."""
     cfg = secured(secured_broker, collector)
     cfg["kafka"]["client"] = {"message.timeout.ms": 8000}
+    # without a spool: with one, the collector stays ready and keeps the records (and a message
+    # timeout is refused: spool.enabled sets it)
+    cfg["spool"] = {"enabled": False}
     cfg["accounting"] = {"interval_s": 1}
     collector.start(cfg)
     port = collector.metrics_port()

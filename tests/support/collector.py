@@ -72,12 +72,18 @@ class CollectorRunner:
     log_path: Path = field(init=False)
     config: dict[str, Any] = field(default_factory=dict)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+    _log_start: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / "collector.log"
+        self.spool_dir = self.workdir / "spool"
 
     def write_config(self, overrides: Mapping[str, Any] | None = None) -> Path:
-        base = {"kafka": {"bootstrap_servers": self.broker.bootstrap, "topic_prefix": self.prefix}}
+        base = {
+            "kafka": {"bootstrap_servers": self.broker.bootstrap, "topic_prefix": self.prefix},
+            # the test's own: no other run's spool or ledger files can meet it
+            "spool": {"dir": str(self.spool_dir)},
+        }
         self.config = merge(merge(base, self.defaults), overrides or {})
         path = self.workdir / "config.yaml"
         path.write_text(yaml.safe_dump(self.config))
@@ -94,7 +100,10 @@ class CollectorRunner:
         cmd = [*self.wrapper, *self.command, "run", "--config", str(path)]
         if duration is not None:
             cmd += ["--duration", str(duration)]
-        self._log = self.log_path.open("wb")
+        if self._log is not None:
+            self._log.close()
+        self._log = self.log_path.open("ab")  # a restart of the same runner appends to one log
+        self._log_start = self._log.tell()  # where this run's lines begin (current_log)
         # A session of its own, so a test can signal the whole process group like a terminal's Ctrl-C.
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.cwd, start_new_session=True
@@ -113,6 +122,14 @@ class CollectorRunner:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def current_log(self) -> str:
+        """The lines of the latest start only (a restarted runner's log holds the earlier runs' too)."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
+
     def log_events(self, event: str) -> list[dict[str, str]]:
         return log_events(self.log(), event)
 
@@ -124,7 +141,7 @@ class CollectorRunner:
     def wait_for_log(self, needle: str, count: int = 1, timeout: float = 30) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if self.log().count(needle) >= count:
+            if self.current_log().count(needle) >= count:
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(
@@ -135,7 +152,7 @@ class CollectorRunner:
 
     def metrics_port(self) -> int:
         self.wait_for_log("metrics_listening")
-        ev = self.log_events("metrics_listening")[-1]
+        ev = log_events(self.current_log(), "metrics_listening")[-1]
         return int(ev["address"].rsplit(":", 1)[1])
 
     def signal(self, sig: int) -> None:

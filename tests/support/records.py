@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from producer import config
-from producer.records import abi, catalog, file_open, process, tcp
+from producer.records import abi, catalog, file_open, process, process_exec, tcp
 from producer.records.abi import RecordLayout
 
 # The common fields at the largest values the kernel can give them (u32 ids, pids at pid_max, the
@@ -75,7 +75,7 @@ def exec_record(
     *,
     type_name: str = "process_exec",
     retval: int = 0,
-    flags: int = process.EXEC_PREV_KNOWN | process.EXEC_PARENT_KNOWN,
+    flags: int = process_exec.EXEC_PREV_KNOWN | process_exec.EXEC_PARENT_KNOWN,
     filename: bytes = b"/bin/sh",
     argv: list[bytes] | None = None,
     args_count: int | None = None,
@@ -101,7 +101,7 @@ def exec_record(
         "filename": filename,
     }
     # perf pads raw samples to 8 bytes; the decoder must rely on args_size, not on the length
-    return process.EXEC.pack({**task, **own}) + blob + b"\0" * pad
+    return process_exec.EXEC.pack({**task, **own}) + blob + b"\0" * pad
 
 
 def exit_record(
@@ -196,7 +196,7 @@ def tcp_record(
 
 
 _BY_LAYOUT: dict[RecordLayout, Callable[..., bytes]] = {
-    process.EXEC: exec_record,
+    process_exec.EXEC: exec_record,
     process.EXIT: exit_record,
     process.FORK: fork_record,
     file_open.FILE_OPEN: open_record,

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from producer import config, resources
 from producer.config import EVENT_TYPES
 from producer.errors import DecodeError
-from producer.records import abi, catalog, codec, file_open, process, tcp
+from producer.records import abi, catalog, codec, file_open, process, process_exec, tcp
 from producer.records.common import DecodeContext
 from tests.support.records import (
     BOUNDARY,
@@ -134,11 +134,42 @@ def test_boundary_values_round_trip(event_type: str) -> None:
         ({"task_flags": 0x80}, "unknown task flags"),
         ({"seq": 2**63}, "Avro long range"),
         ({"comm": b"x" * 16}, "comm: not NUL-terminated"),
+        ({"start_ns": 0}, "identity times"),
+        ({"boot_ns": 1000, "start_ns": 2000}, "identity times"),  # started after its own record
+        ({"start_ns": 1000, "parent_start_ns": 2000}, "identity times"),  # parent younger than its child
+        # the same checks on the path of records with a task flag
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "pid": 0}, "out of range"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "ppid": 2**31}, "out of range"),
+        ({"task_flags": abi.TASK_PARENT_UNKNOWN, "start_ns": 0}, "identity times"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN, "comm": b"x" * 16}, "comm: not NUL-terminated"),
+        ({"task_flags": abi.TASK_PPID_UNKNOWN | 0x40}, "unknown task flags"),
     ],
 )
 def test_malformed_common_part(event_type: str, change: dict[str, Any], reason: str) -> None:
     with pytest.raises(DecodeError, match=reason):
         decode(event_type, BUILDERS[event_type](**change))
+
+
+@pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"type_id": 99}, "type 99"),
+        ({"cpu": 1}, "cpu 1"),
+        ({"seq": 2**63}, "Avro long range"),
+        ({"boot_ns": 2**63}, "Avro long range"),
+        ({"boot_ns": 1000}, "identity times"),  # the process started after this record
+    ],
+)
+def test_malformed_header_of_a_process_already_met(
+    event_type: str, change: dict[str, Any], reason: str
+) -> None:
+    # parse_common keeps a process's validated task fields (records/common.py); a later record of the
+    # same process still has its own header checked
+    task = {"start_ns": 5000, "parent_start_ns": 4000, "pid": 4242, "comm": b"again"}
+    decode(event_type, BUILDERS[event_type](**task))
+    with pytest.raises(DecodeError, match=reason):
+        decode(event_type, BUILDERS[event_type](**{**task, **change}))
 
 
 @pytest.mark.parametrize("event_type", catalog.STREAM_TYPES)
@@ -229,12 +260,15 @@ def test_exec_a_good_record() -> None:
 
 def test_exec_flags_map_to_booleans() -> None:
     r = decode(
-        "process_exec", exec_record(flags=process.EXEC_ARG_TRUNCATED | process.EXEC_FILENAME_TRUNCATED)
+        "process_exec",
+        exec_record(flags=process_exec.EXEC_ARG_TRUNCATED | process_exec.EXEC_FILENAME_TRUNCATED),
     )
     assert r["argv_truncated"] and r["filename_truncated"] and not r["argv_missing"]
     r = decode(
         "process_exec",
-        exec_record(flags=process.EXEC_ARGV_MISSING, task_flags=abi.TASK_PPID_UNKNOWN, argv=[], filename=b""),
+        exec_record(
+            flags=process_exec.EXEC_ARGV_MISSING, task_flags=abi.TASK_PPID_UNKNOWN, argv=[], filename=b""
+        ),
     )
     assert r["argv_missing"] and r["ppid"] is None and r["argv"] == [] and r["filename"] == ""
     codec.validate(r, SCHEMAS["process_exec"])
@@ -271,7 +305,7 @@ def test_exec_malformed(raw: bytes, reason: str) -> None:
 
 def test_exec_argv_blob_must_end_in_nul() -> None:
     raw = bytearray(exec_record(argv=[b"abc"]))
-    raw[process.EXEC.struct.size + 3] = ord("x")
+    raw[process_exec.EXEC.struct.size + 3] = ord("x")
     with pytest.raises(DecodeError, match="not NUL-terminated"):
         decode("process_exec", bytes(raw))
 

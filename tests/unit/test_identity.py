@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from producer.errors import DecodeError
-from producer.records import abi, catalog, codec, process, processes
+from producer.records import abi, catalog, codec, process, process_exec, processes
 from producer.records.identity import boot_tag, process_id, start_ns_of_ticks
 from tests.support.records import CTX, exec_record, exit_record, fork_record, open_record, processes_record
 from tests.unit.test_rawavro import OFFSET, assert_same
@@ -132,7 +132,7 @@ def test_untracked_or_failed_records_are_not_processes_entries() -> None:
 
 
 def test_a_seeded_entry_fits_the_schema() -> None:
-    opts = process.ExecOptions(max_args=2, max_arg_len=16)
+    opts = process_exec.ExecOptions(max_args=2, max_arg_len=16)
     rec = processes.seeded_record(
         index=3,
         host="node-1",

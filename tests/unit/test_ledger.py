@@ -120,3 +120,21 @@ def test_pending_never_counts_informational_reasons() -> None:
     block[ledger.SHUTDOWN] = 1
     block[ledger.delivery_slot("MSG_SIZE_TOO_LARGE")] = 2
     assert ledger.pending(block) == 3
+
+
+def test_every_row_is_a_drop_information_or_a_term_of_the_identity() -> None:
+    """One table classifies the reasons (arena.py): a row the ledger writes that it does not name would
+    be summed as a drop by the ledger_final line but not by the balance (or the other way round)."""
+    lg = _ledger()
+    w = lg.arena.words
+    for reader, cpu in ((0, 0), (1, 1)):
+        b = lg.arena.base(reader, 0, cpu)
+        for reason in range(ledger.N_REASONS):
+            w[b + reason] = 1
+    w[lg.arena.crash_index(0, 0)] = 1
+    snap = lg.snapshot(lambda: {(0, c): KernelCounts(99, 1, 1, 1) for c in (0, 1)})
+    rows = {reason for (_, _, reason, _) in snap.counts}
+    kinds = (set(ledger.DROP_REASONS), set(ledger.INFO_REASONS), set(ledger.IDENTITY_ROWS))
+    assert rows <= set().union(*kinds), rows - set().union(*kinds)
+    assert not (kinds[0] & kinds[1] or kinds[0] & kinds[2] or kinds[1] & kinds[2])
+    assert {"untracked", "k8s_unresolved", "spooled", "spool_full", "spool_corrupt"} <= rows

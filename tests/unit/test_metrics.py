@@ -41,6 +41,10 @@ def test_names_labels_and_integer_values() -> None:
         "ebpf_producer_drop_reports_failed_total",
         "ebpf_producer_cpu_seconds_total",
         "ebpf_producer_data_plane",
+        "ebpf_producer_spool_bytes",
+        "ebpf_producer_spool_records",
+        "ebpf_producer_spool_oldest_age_seconds",
+        "ebpf_producer_readers_spooling",
     }
     assert "# TYPE ebpf_producer_events_total counter" in text
     assert "# TYPE ebpf_producer_in_flight gauge" in text
@@ -67,7 +71,7 @@ def test_endpoints_serve_what_the_supervisor_stored() -> None:
         assert http_get(server.port, "/healthz") == (200, "ok\n")
         assert http_get(server.port, "/readyz") == (
             503,
-            "bpf_attached=False kafka_reachable=False schemas_registered=True\n",
+            "bpf_attached=False kafka_reachable=False schemas_registered=True spooling=0\n",
         )
         assert "ebpf_producer_events_total{" not in http_get(server.port, "/metrics")[1]
         page.store(snapshot())
@@ -76,5 +80,13 @@ def test_endpoints_serve_what_the_supervisor_stored() -> None:
         status, text = http_get(server.port, "/metrics")
         assert status == 200 and 'reason="delivered"} 12345600' in text
         assert http_get(server.port, "/nope")[0] == 404
+        # Kafka away but a spool taking everything: nothing is lost, so still ready
+        health.kafka_reachable, health.spool_enabled, health.readers_spooling = False, True, 2
+        assert http_get(server.port, "/readyz") == (
+            200,
+            "bpf_attached=True kafka_reachable=False schemas_registered=True spooling=2\n",
+        )
+        health.spool_refusing = True  # ...until the spool refuses too
+        assert http_get(server.port, "/readyz")[0] == 503
     finally:
         server.stop()

@@ -46,7 +46,7 @@ class Rig:
     ) -> None:
         self.ring = ring or MemRing(pages, start)
         self.arena = arena or Arena(readers=1, types=1, cpus=1)
-        cfg = config.validate({"kafka": {"bootstrap_servers": NOWHERE, **kafka}})
+        cfg = config.validate({"kafka": {"bootstrap_servers": NOWHERE, **kafka}, "spool": {"enabled": False}})
         reasons, codes = tables.ledger_reasons()
         self.wake = os.pipe()
         self.engine = dp.Engine(

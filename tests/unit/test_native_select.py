@@ -15,7 +15,14 @@ from producer.ops import preflight
 from producer.ops.metrics import Health, render
 from producer.records import catalog
 
-FILE_OPEN_ONLY = {"events": {t: {"enabled": t == "file_open"} for t in catalog.STREAM_TYPES}}
+# What the native plane covers so far: file_open alone, without the shared processes ring or the spool.
+FILE_OPEN_ONLY = {
+    "events": {
+        **{t: {"enabled": t == "file_open"} for t in catalog.STREAM_TYPES},
+        "processes": {"enabled": False},
+    },
+    "spool": {"enabled": False},
+}
 
 
 def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
@@ -28,9 +35,18 @@ def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
     assert choice.active == "python" and "process_exec" in choice.reason and not choice.fallback
 
 
-def test_native_required_with_a_type_it_does_not_cover_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"readers.data_plane.*native covers only file_open"):
+def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for process_exec"):
         cfg("native")
+    events: dict[str, object] = dict(FILE_OPEN_ONLY["events"])  # type: ignore[call-overload]
+    with pytest.raises(
+        ConfigError, match=r"no native reader of the shared processes ring.*processes.enabled"
+    ):
+        cfg("native", {"events": {**events, "processes": {"enabled": True}}, "spool": {"enabled": False}})
+    with pytest.raises(ConfigError, match=r"no native spool yet \(spool.enabled: false\)"):
+        cfg("native", {"events": events})
+    choice = native.select(cfg("auto", {"events": events}))
+    assert choice.active == "python" and choice.reason == "no native spool yet (spool.enabled: false)"
 
 
 def test_native_where_it_covers_every_enabled_type() -> None:

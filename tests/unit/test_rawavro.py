@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.errors import DecodeError
-from producer.records import abi, ancestry, avro, catalog, codec, process, tcp
+from producer.records import abi, ancestry, avro, catalog, codec, process, process_exec, tcp
 from tests.support.encoders import COMMON, OFFSET, OPEN_FIELDS, POD, REFERENCE, SANDBOX, SCHEMAS, containers
 from tests.support.records import BOUNDARY, BUILDERS, CTX, exec_record, exit_record, open_record, tcp_record
 
@@ -65,7 +65,7 @@ def test_typical_and_boundary_records(event_type: str) -> None:
 
 
 def test_every_optional_field_both_ways() -> None:
-    assert_same("process_exec", exec_record(argv=[], flags=process.EXEC_ARGV_MISSING, filename=b""))
+    assert_same("process_exec", exec_record(argv=[], flags=process_exec.EXEC_ARGV_MISSING, filename=b""))
     assert_same("process_exec", exec_record(argv=[b"\xff", b"x" * 100], flags=0xF))
     assert_same("process_exit", exit_record(flags=process.EXIT_SIGNALED, signal=9))
     assert_same("process_exit", exit_record(flags=process.EXIT_SIGNALED, signal=40))
@@ -155,7 +155,9 @@ def test_fuzz_corrupted_records_agree_too(event_type: str, data: st.DataObject) 
 def test_inline_ancestors_both_ways() -> None:
     """events.process_exec.ancestors: a chain from the process table, cut where an image changed."""
     raw = exec_record(ppid=4242)
-    common = process.parse_exec(raw, 0, catalog.EVENT_TYPE_IDS["process_exec"], process.ExecOptions()).common
+    common = process_exec.parse_exec(
+        raw, 0, catalog.EVENT_TYPE_IDS["process_exec"], process_exec.ExecOptions()
+    ).common
     assert common.ppid is not None and common.parent_start_ns is not None
     table = {
         common.ppid: ancestry.Proc(common.parent_start_ns, 500, 77, b"/usr/bin/bash", False),
@@ -163,7 +165,7 @@ def test_inline_ancestors_both_ways() -> None:
         1: ancestry.Proc(300, 0, 0, None, False),  # not the image 77's parent was: the chain ends at 77
     }
     for depth, want in ((1, 1), (3, 2), (16, 2)):
-        opts = {"process_exec": process.ExecOptions(ancestors=depth)}
+        opts = {"process_exec": process_exec.ExecOptions(ancestors=depth)}
         ctx = dataclasses.replace(CTX, options=opts, procs=table.get)
         rec = catalog.DECODERS["process_exec"](raw, 0, ctx, OFFSET)
         chain = rec["ancestors"]
@@ -179,7 +181,9 @@ def test_inline_ancestors_both_ways() -> None:
         )
     # off (the default), or no table: null, not an empty chain
     assert catalog.DECODERS["process_exec"](raw, 0, CTX, OFFSET)["ancestors"] is None
-    gone = dataclasses.replace(CTX, options={"process_exec": process.ExecOptions(ancestors=4)}, procs={}.get)
+    gone = dataclasses.replace(
+        CTX, options={"process_exec": process_exec.ExecOptions(ancestors=4)}, procs={}.get
+    )
     assert catalog.DECODERS["process_exec"](raw, 0, gone, OFFSET)["ancestors"] == []
 
 

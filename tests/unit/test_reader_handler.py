@@ -25,14 +25,19 @@ from tests.support.records import exec_record
 
 @dataclass
 class FakeSink:
+    """The reader's outlet: each ring's produce records the value, or refuses it as a full queue would."""
+
     refuse: bool = False
     produced: list[bytes] = field(default_factory=list)
 
-    def produce(self, topic: str, value: bytes, key: bytes, headers: Any, on_delivery: Any) -> int | None:
-        if self.refuse:
-            return ledger.QUEUE_FULL
-        self.produced.append(value)
-        return None
+    def ring(self, topic: str, key: bytes, headers: Any, on_delivery: Any) -> Any:
+        def produce(value: bytes, seq: int) -> int:
+            if self.refuse:
+                return ledger.QUEUE_FULL
+            self.produced.append(value)
+            return ledger.PRODUCED
+
+        return produce
 
 
 @dataclass
@@ -44,8 +49,8 @@ def make_reader(cpu: int = 0) -> tuple[Reader, Any, Arena]:
     ring = Ring(index=0, type_idx=0, event_type="process_exec", cpu=cpu, fd=-1)
     arena = Arena(readers=1, types=1, cpus=cpu + 1)
     reader = Reader(0, [cpu], config.validate({}), FakePerf([ring]), arena, "node", "boot")  # type: ignore[arg-type]
-    reader.sink = FakeSink()  # type: ignore[attr-defined]
-    return reader, reader.sample_handler(ring, reader.sink.produce), arena  # type: ignore[attr-defined]
+    reader.sink = reader.outlet = FakeSink()  # type: ignore[attr-defined,assignment]
+    return reader, reader.sample_handler(ring), arena
 
 
 def feed(handler: Any, raw: bytes) -> None:
@@ -105,7 +110,7 @@ def test_a_successor_skips_the_record_its_dead_predecessor_already_counted() -> 
     feed(handler, exec_record(seq=1))
     lg = Ledger(arena, ["process_exec"], [(0,)])
     lg.retire(0)  # the reader "died" after counting seq 1, before the ring advanced
-    successor = reader.sample_handler(reader.rings[0], reader.sink.produce)  # type: ignore[attr-defined]  # same slot, fresh counters, as after a restart
+    successor = reader.sample_handler(reader.rings[0])  # same slot, fresh counters, as after a restart
     feed(successor, exec_record(seq=1))  # the ring hands seq 1 out again
     feed(successor, exec_record(seq=2))
     assert counts(arena)["produced"] == 1  # only seq 2: seq 1 was counted before the crash

@@ -165,6 +165,14 @@ section goes to the forwarder alone (a change there must not roll the collectors
 {{- $_ := set $k8s "runtime_socket" $socket -}}
 {{- $_ := set $cfg "k8s" $k8s -}}
 {{- end -}}
+{{- $spool := get $cfg "spool" | default dict -}}
+{{- if hasKey $spool "dir" -}}
+{{- fail "config.spool.dir: set by the chart (the mount of spool.hostPath); leave it out" -}}
+{{- end -}}
+{{- if include "ekp.spoolEnabled" . -}}
+{{- $_ := set $spool "dir" (include "ekp.spoolDir" .) -}}
+{{- $_ := set $cfg "spool" $spool -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -177,6 +185,15 @@ section goes to the forwarder alone (a change there must not roll the collectors
 {{- end -}}
 {{- .Values.criSocket -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Where the spool volume is mounted; config.spool.dir points at it. */}}
+{{- define "ekp.spoolDir" -}}/var/lib/ebpf-kafka-producer{{- end -}}
+
+{{/* "true" unless config.spool.enabled is false (the collector's default is on). */}}
+{{- define "ekp.spoolEnabled" -}}
+{{- $spool := get (.Values.config | default dict) "spool" | default dict -}}
+{{- if or (not (hasKey $spool "enabled")) $spool.enabled -}}true{{- end -}}
 {{- end -}}
 
 {{/* Mounted files that the chosen protocol would ignore are a misconfiguration, not a default. */}}
