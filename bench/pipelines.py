@@ -1,7 +1,10 @@
 """The pipelines the benchmark measures, each a set of processes behind one small interface.
 
 - collector, collector-tuned: `ebpf-producer run` of this checkout (whatever `producer` is on
-  the branch), with the built-in defaults or the throughput settings, file_open only.
+  the branch), with the built-in defaults or the throughput settings, file_open only. Both run
+  the Python data plane: the default spool has no native side yet.
+- collector-native, collector-native-tuned: the same on the native data plane (producer/native),
+  required (no fallback), with the spool off, which it needs so far.
 - bpftrace-kcat: `bpftrace -B line -f json file_open.bt COMM | kcat -P`, the peer a user reaches for.
 - naive-bcc: bench/peers/naive_bcc.py, a single-process BCC reader with default settings.
 - untraced: no pipeline at all, for the workload's own cost.
@@ -331,7 +334,16 @@ class NaiveBcc(Pipeline):
         return Decoded(rec["comm"], rec["path"], rec["boot_ns"], "boot")
 
 
-PIPELINES = ("collector", "collector-tuned", "bpftrace-kcat", "naive-bcc")
+PIPELINES = (
+    "collector",
+    "collector-tuned",
+    "collector-native",
+    "collector-native-tuned",
+    "bpftrace-kcat",
+    "naive-bcc",
+)
+# The native data plane, required: a run that cannot have it fails rather than measure the Python one.
+NATIVE: dict[str, Any] = {"readers": {"data_plane": "native"}, "spool": {"enabled": False}}
 
 
 def make(name: str, tuned: Mapping[str, Any], common: Mapping[str, Any] | None = None) -> Pipeline:
@@ -340,6 +352,10 @@ def make(name: str, tuned: Mapping[str, Any], common: Mapping[str, Any] | None =
         return Collector(name, common or {})
     if name == "collector-tuned":
         return Collector(name, merge(common or {}, tuned))
+    if name == "collector-native":
+        return Collector(name, merge(common or {}, NATIVE))
+    if name == "collector-native-tuned":
+        return Collector(name, merge(merge(common or {}, tuned), NATIVE))
     if name == "bpftrace-kcat":
         return BpftraceKcat()
     if name == "naive-bcc":

@@ -14,6 +14,8 @@ from .runner import Measurement
 STYLE = {
     "collector": ("tab:blue", "o"),
     "collector-tuned": ("tab:cyan", "s"),
+    "collector-native": ("tab:green", "D"),
+    "collector-native-tuned": ("tab:olive", "P"),
     "bpftrace-kcat": ("tab:orange", "^"),
     "naive-bcc": ("tab:red", "v"),
 }

@@ -16,7 +16,13 @@ from .runner import Measurement
 
 Key = Callable[[Measurement], float | int | None]
 
-COLLECTORS = ("collector", "collector-tuned")
+COLLECTORS = ("collector", "collector-tuned", "collector-native", "collector-native-tuned")
+# The native data plane's own targets (issue 14): CPU per delivered event at NATIVE_CPU_RATE, and the
+# loss-free rate with the defaults and tuned; the ratios against the Python plane and the peer are
+# taken from the same run.
+NATIVE_CPU_US = 2.0
+NATIVE_CPU_RATE = 100_000
+NATIVE_LOSS_FREE = {"collector-native": 200_000, "collector-native-tuned": 400_000}
 # the collector's max loss-free rate must be this many times theirs
 PEERS = {"bpftrace-kcat": 2.0, "naive-bcc": 3.0}
 CPU_TARGET_US = 3.0
@@ -234,6 +240,7 @@ def targets(
                 f", {lone_lost} lost" if lone_lost else ""
             )
             rows.append([f"lone event ≤ max_latency_ms + {IDLE_MARGIN_MS:g} ms", c, text, verdict])
+    rows += native_targets(ms, pipelines, rates)
     sustained = select(ms, "sustained", "collector")
     if sustained:
         ok = [m for m in sustained if m.ok]
@@ -249,6 +256,44 @@ def targets(
             text += " (short of the target's rate or time)"
         target = f"zero loss at {SUSTAINED_RATE:,}/s for {SUSTAINED_SECONDS:g} s, default config"
         rows.append([target, "collector", text, verdict])
+    return rows
+
+
+def native_targets(
+    ms: Sequence[Measurement], pipelines: Sequence[str], rates: Sequence[int]
+) -> list[list[str]]:
+    """The native plane's CPU at NATIVE_CPU_RATE (with its ratio to the Python plane's and the peer's in
+    the same run) and its loss-free rate."""
+    rows: list[list[str]] = []
+
+    def cpu(p: str) -> float | None:
+        return median(select(ms, "sweep", p, NATIVE_CPU_RATE), lambda m: m.cpu_us_per_event)
+
+    for c, (python, floor) in (
+        ("collector-native", ("collector", NATIVE_LOSS_FREE["collector-native"])),
+        ("collector-native-tuned", ("collector-tuned", NATIVE_LOSS_FREE["collector-native-tuned"])),
+    ):
+        if c not in pipelines:
+            continue
+        ours = cpu(c)
+        ratios = [
+            f"x{ours / other:.2f} of {p}'s {other:.2f}"
+            for p in (python, "bpftrace-kcat")
+            if ours is not None and (other := cpu(p))
+        ]
+        text = f"{fmt(ours, 2)} µs" + (f" ({'; '.join(ratios)})" if ratios else "")
+        verdict = "NOT RUN" if ours is None else ("PASS" if ours <= NATIVE_CPU_US else "FAIL")
+        rows.append([f"CPU per event at {NATIVE_CPU_RATE:,}/s ≤ {NATIVE_CPU_US:g} µs", c, text, verdict])
+        lf = loss_free(ms, c, rates)
+        if lf.offered is None and lf.ceiling is None:
+            verdict = "NOT RUN"
+        elif lf.rate >= floor * 0.95:  # the load generator's paced rate falls a little short of the offer
+            verdict = "PASS"
+        elif lf.ceiling is None:  # no rate lost, and none high enough was offered
+            verdict = "INCONCLUSIVE"
+        else:
+            verdict = "FAIL"
+        rows.append([f"max loss-free rate ≥ {floor:,}/s", c, lf.text(), verdict])
     return rows
 
 

@@ -13,7 +13,7 @@ import bench
 from bench import pipelines, report
 from bench.pipelines import BpftraceKcat, Decoded, Lost, Target
 from bench.runner import Measurement, percentile
-from producer import config
+from producer import config, native
 from producer.errors import ConfigError
 
 T = Target(comm="ekpb-0123abcd", path=Path("/tmp/ekp-bench-x/target"), prefix="ekpbench-1")
@@ -31,11 +31,16 @@ def run(pipeline: str, rate: int, generated: int, delivered: int, **kw: float) -
     return m
 
 
-@pytest.mark.parametrize("pipeline_overrides", [{}, pipelines.TUNED], ids=["default", "tuned"])
-def test_the_collector_config_is_valid_and_narrowed_to_the_load(
-    pipeline_overrides: dict[str, object],
-) -> None:
-    cfg = config.validate(pipelines.collector_config(T, "127.0.0.1:19092", pipeline_overrides))
+@pytest.mark.parametrize(
+    "name", ["collector", "collector-tuned", "collector-native", "collector-native-tuned"]
+)
+def test_the_collector_config_is_valid_and_narrowed_to_the_load(name: str) -> None:
+    collector = pipelines.make(name, pipelines.TUNED)
+    assert isinstance(collector, pipelines.Collector)
+    cfg = config.validate(pipelines.collector_config(T, "127.0.0.1:19092", collector.overrides))
+    # native is required there (no fallback to measure instead), and python where not asked for
+    assert cfg.readers.data_plane == ("native" if "native" in name else "auto")
+    assert native.gaps(cfg) == ([] if "native" in name else ["no native spool yet (spool.enabled: false)"])
     assert cfg.events.enabled_types() == ("file_open",)
     assert cfg.events.file_open.path_prefixes.allow == ("/tmp/ekp-bench-x/",)
     assert cfg.filters.comm.allow == (T.comm,)
@@ -145,6 +150,27 @@ def test_latency_cpu_and_sustained_targets() -> None:
     s.load_s = 10.0
     rows = {r[0]: r for r in report.targets([*ms, s], ("collector",), rates, {})}
     assert rows["zero loss at 50,000/s for 60 s, default config"][3] == "INCONCLUSIVE"
+
+
+def test_native_targets_cpu_with_ratios_from_the_same_run_and_loss_free_rates() -> None:
+    rates = (100_000, 200_000, 400_000)
+    ms = [
+        run("collector", 100_000, 1_000_000, 1_000_000, cpu_s=7.0),
+        run("bpftrace-kcat", 100_000, 1_000_000, 1_000_000, cpu_s=6.0),
+        *[run("collector-native", r, r * 10, r * 10, cpu_s=r * 10 * 1.5e-6) for r in rates],
+        *[run("collector-native-tuned", r, r * 10, r * 10 if r < 400_000 else r, cpu_s=1.0) for r in rates],
+    ]
+    pipes = ("collector", "collector-native", "collector-native-tuned", "bpftrace-kcat")
+    rows = [r for r in report.targets(ms, pipes, rates, {}) if r[1].startswith("collector-native")]
+    got = {(r[0], r[1]): r for r in rows}
+    cpu = got[("CPU per event at 100,000/s ≤ 2 µs", "collector-native")]
+    assert cpu[2] == "1.50 µs (x0.21 of collector's 7.00; x0.25 of bpftrace-kcat's 6.00)" and cpu[3] == "PASS"
+    # collector-tuned did not run: no ratio against it, only the peer's
+    tuned_cpu = got[("CPU per event at 100,000/s ≤ 2 µs", "collector-native-tuned")]
+    assert tuned_cpu[2:] == ["1.00 µs (x0.17 of bpftrace-kcat's 6.00)", "PASS"]
+    assert got[("max loss-free rate ≥ 200,000/s", "collector-native")][3] == "PASS"
+    tuned = got[("max loss-free rate ≥ 400,000/s", "collector-native-tuned")]
+    assert tuned[3] == "FAIL" and "lost at 400,000/s" in tuned[2]
 
 
 def test_sweep_table_has_a_row_per_pipeline_and_rate() -> None:
