@@ -117,6 +117,29 @@ static void encode_common(const struct ekp_encoder *e, const struct ekp_common *
 	ekp_put_blob(o, cg->container);
 }
 
+/* "<boot>-<start as hex>-<pid>" into id (EKP_BOOT_TAG_MAX + 40 bytes); its length. By hand rather than
+ * snprintf: two ids per record, and snprintf's format parsing was ~9% of a reader's samples at 100k/s. */
+static size_t format_id(char *id, const char *tag, uint64_t start_ns, uint32_t pid)
+{
+	static const char hex[] = "0123456789abcdef";
+	char digits[20];
+	size_t n = strlen(tag), k = 0;
+	memcpy(id, tag, n);
+	id[n++] = '-';
+	do
+		digits[k++] = hex[start_ns & 15];
+	while (start_ns >>= 4);
+	while (k)
+		id[n++] = digits[--k];
+	id[n++] = '-';
+	do
+		digits[k++] = (char)('0' + pid % 10);
+	while (pid /= 10);
+	while (k)
+		id[n++] = digits[--k];
+	return n;
+}
+
 /* avro.opt_id: identity.process_id "<boot>-<start as hex>-<pid>" as an optional string */
 static void encode_id(const struct ekp_encoder *e, bool known, uint64_t start_ns, uint32_t pid, struct ekp_out *o)
 {
@@ -125,9 +148,9 @@ static void encode_id(const struct ekp_encoder *e, bool known, uint64_t start_ns
 		ekp_byte(o, EKP_NULL);
 		return;
 	}
-	int n = snprintf(id, sizeof(id), "%s-%llx-%u", e->boot_tag, (unsigned long long)start_ns, pid);
+	size_t n = format_id(id, e->boot_tag, start_ns, pid);
 	ekp_byte(o, EKP_BRANCH1);
-	ekp_string(o, (const uint8_t *)id, (size_t)n);
+	ekp_string(o, (const uint8_t *)id, n);
 }
 
 /* avro.tail: process_id, parent_process_id and k8s, the fields every process record ends with */
