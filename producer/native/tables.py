@@ -15,7 +15,7 @@ from typing import Any
 from ..config import KafkaConfig
 from ..kafka.client import client_config
 from ..ledger import arena
-from ..records import abi, file_open, process
+from ..records import abi, file_open, process, tcp
 from ..records.avro import opt_string, string_
 from ..records.identity import boot_tag
 
@@ -26,11 +26,12 @@ MIRRORS = {
     "ekp_file_open": file_open.FILE_OPEN,
     "ekp_process_exit": process.EXIT,
     "ekp_process_fork": process.FORK,
+    "ekp_tcp": tcp.TCP,
 }
 
 
 def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
-    """The encoder's constants: host and boot id, the kernel's limits, file_open's and exit's names."""
+    """The encoder's constants: host and boot id, the kernel's limits, the names of file_open, exit, tcp."""
 
     def name_of(code: int) -> bytes | None:
         name = errno.errorcode.get(code)
@@ -53,6 +54,8 @@ def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
         [opt_string(name_of(code)) for code in range(ERRNO_MAX + 1)],
         # process_exit's signal_name by signal number (0 is never read: a signal is 1..EXIT_SIGNAL_MAX)
         [opt_string(signal_of(sig)) for sig in range(process.EXIT_SIGNAL_MAX + 1)],
+        [(value, string_(name.encode())) for value, name in tcp.FAMILIES.items()],
+        [(value, string_(name.encode())) for value, name in tcp.DIRECTIONS.items()],
     )
 
 

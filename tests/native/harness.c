@@ -78,6 +78,10 @@ static void fill_encoder(struct ekp_encoder *e)
 		e->open_errors[i] = i == 2 ? ekp_encoder_keep(e, "\x02\x0c" "ENOENT", 8) : ekp_encoder_keep(e, "", 1);
 	for (int i = 0; i <= EKP_SIGNAL_MAX; i++)
 		e->signal_names[i] = i == 9 ? ekp_encoder_keep(e, "\x02\x0e" "SIGKILL", 9) : ekp_encoder_keep(e, "", 1);
+	e->tcp_families[0] = (struct ekp_named){EKP_AF_INET, keep_str(e, "inet")};
+	e->tcp_families[1] = (struct ekp_named){EKP_AF_INET6, keep_str(e, "inet6")};
+	e->tcp_directions[0] = (struct ekp_named){EKP_TCP_OUTBOUND, keep_str(e, "outbound")};
+	e->tcp_directions[1] = (struct ekp_named){EKP_TCP_INBOUND, keep_str(e, "inbound")};
 }
 
 /*
@@ -252,7 +256,7 @@ struct span {
 static const struct shape {
 	uint32_t type_id;
 	struct span fields[4]; /* given boundary values (size 0: no more) */
-	struct span string;    /* its C string besides comm */
+	struct span string;    /* its C string besides comm, if any */
 } SHAPES[] = {
 	{EKP_EVENT_FILE_OPEN,
 	 {AT(ekp_file_open, path_size), AT(ekp_file_open, ret), AT(ekp_file_open, syscall), AT(ekp_file_open, flags)},
@@ -264,6 +268,11 @@ static const struct shape {
 	{EKP_EVENT_PROCESS_FORK,
 	 {AT(ekp_process_fork, child_pid), AT(ekp_process_fork, flags), AT(ekp_process_fork, child_start_ns)},
 	 AT(ekp_process_fork, filename)},
+#define TCP_SHAPE(type_id)                                                                                   \
+	{type_id, {AT(ekp_tcp, family), AT(ekp_tcp, direction), AT(ekp_tcp, established_ns), AT(ekp_tcp, task.flags)}}
+	TCP_SHAPE(EKP_EVENT_TCP_CONNECT),
+	TCP_SHAPE(EKP_EVENT_TCP_ACCEPT),
+	TCP_SHAPE(EKP_EVENT_TCP_CLOSE),
 };
 #define COMM_AT offsetof(struct ekp_file_open, task.comm) /* the same in every record */
 

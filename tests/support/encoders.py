@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from producer.errors import DecodeError
 from producer.k8s.meta import K8sMeta
 from producer.native import NATIVE_TYPES, _dataplane, fields, tables
-from producer.records import abi, avro, catalog, codec, process
+from producer.records import abi, avro, catalog, codec, process, tcp
 from producer.records.containers import ContainerInfo
 from tests.support.records import CTX
 
@@ -89,6 +89,20 @@ FORK_FIELDS = st.fixed_dictionaries(
         "child_pid": st.integers(1, abi.PID_MAX_LIMIT) | st.integers(0, 2**32 - 1),
         "child_start_ns": st.integers(0, 2**62) | st.integers(0, 2**64 - 1),
         "filename": st.binary(max_size=256),
+    }
+)
+
+
+# a tcp record's own fields: the known families and directions, and values beyond them; any address bytes
+TCP_FIELDS = st.fixed_dictionaries(
+    {
+        "family": st.sampled_from(sorted(tcp.FAMILIES)) | st.integers(0, 0xFFFF),
+        "direction": st.sampled_from(sorted(tcp.DIRECTIONS)) | st.integers(0, 0xFF),
+        "sport": st.integers(0, 0xFFFF),
+        "dport": st.integers(0, 0xFFFF),
+        "established_ns": st.integers(0, 2**62) | st.integers(0, 2**64 - 1),
+        "saddr": st.binary(min_size=16, max_size=16),
+        "daddr": st.binary(min_size=16, max_size=16),
     }
 )
 

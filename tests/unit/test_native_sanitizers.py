@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from producer.native import NATIVE_TYPES
-from producer.records import abi, catalog, process
-from tests.support.records import exit_record, fork_record, open_record
+from producer.records import abi, catalog, process, tcp
+from tests.support.records import exit_record, fork_record, open_record, tcp_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "producer/native/src"
@@ -52,6 +52,10 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         exit_record(flags=process.EXIT_START_KNOWN, fork_ns=0, filename=b"", comm=b"\xe2\x82"),
         fork_record(),
         fork_record(flags=process.FORK_UNTRACKED, child_start_ns=0, filename=b"x" * 255),
+        tcp_record("tcp_connect"),
+        tcp_record("tcp_accept", family=tcp.AF_INET6, saddr="::ffff:1.2.3.4", daddr="fe80::1"),
+        tcp_record("tcp_close", task_flags=abi.TASK_OWNER_UNKNOWN, comm=b"c" * 16, pid=0),
+        tcp_record("tcp_close", direction=tcp.TCP_INBOUND, family=tcp.AF_INET6, saddr=b"\xff" * 16),
     ]
     for i, raw in enumerate(records):
         (d / f"seed{i}").write_bytes(raw)

@@ -17,14 +17,23 @@
 extern const struct ekp_type ekp_type_file_open;
 extern const struct ekp_type ekp_type_process_exit;
 extern const struct ekp_type ekp_type_process_fork;
+extern const struct ekp_type ekp_type_tcp_connect;
+extern const struct ekp_type ekp_type_tcp_accept;
+extern const struct ekp_type ekp_type_tcp_close;
 
-/* common.parse_common: `fixed` is the record type's size without its variable tail. */
+/*
+ * common.parse_common: `fixed` is the record type's size without its variable tail;
+ * `owner_may_be_unknown`: the tcp family's, whose socket's process may not have been seen.
+ */
 int ekp_decode_common(const struct ekp_encoder *e, const uint8_t *raw, size_t len, size_t fixed, uint32_t type_id,
-		      uint32_t cpu, struct ekp_common *c);
+		      uint32_t cpu, bool owner_may_be_unknown, struct ekp_common *c);
 
-/* avro.common: timestamp .. cgroup_id, then the cgroup's container_id */
+/*
+ * avro.common: timestamp .. cgroup_id, then the cgroup's container_id. `nullable`: the tcp
+ * schemas' process fields, unions with null (avro.common(nullable=True)).
+ */
 void ekp_encode_common(const struct ekp_encoder *e, const struct ekp_common *c, const struct ekp_cgroup *cg,
-		       struct ekp_out *o);
+		       bool nullable, struct ekp_out *o);
 
 /* avro.tail: process_id, parent_process_id and k8s, the fields every process record ends with */
 void ekp_encode_tail(const struct ekp_encoder *e, const struct ekp_common *c, const struct ekp_cgroup *cg,

@@ -51,17 +51,47 @@ static int keep_list(struct ekp_encoder *e, PyObject *seq, struct ekp_blob *out,
 	return rc;
 }
 
+/* exactly EKP_TCP_NAMES (value, name) pairs; a family is one inet_ntop formats (records_tcp.c) */
+static int keep_tcp_names(struct ekp_encoder *e, PyObject *seq, struct ekp_named *out, bool families,
+			  const char *what)
+{
+	PyObject *fast = PySequence_Fast(seq, what);
+	if (fast == NULL)
+		return -1;
+	int rc = 0;
+	if (PySequence_Fast_GET_SIZE(fast) != EKP_TCP_NAMES) {
+		PyErr_Format(PyExc_ValueError, "%s: %d entries expected", what, EKP_TCP_NAMES);
+		rc = -1;
+	}
+	for (Py_ssize_t i = 0; rc == 0 && i < EKP_TCP_NAMES; i++) {
+		PyObject *name;
+		unsigned int value;
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "IS", &value, &name) ||
+		    keep_bytes(e, name, &out[i].name) < 0) {
+			rc = -1;
+		} else if (families && value != EKP_AF_INET && value != EKP_AF_INET6) {
+			PyErr_Format(PyExc_ValueError, "%s: %u is neither AF_INET nor AF_INET6", what, value);
+			rc = -1;
+		} else {
+			out[i].value = value;
+		}
+	}
+	Py_DECREF(fast);
+	return rc;
+}
+
 /* (host_boot, boot_tag, pid_max, open_syscalls[2], open_accmode, open_accmode_names[4],
- *  open_flags[(name, value)...], open_creates, open_errors[4096], signal_names[65]) */
+ *  open_flags[(name, value)...], open_creates, open_errors[4096], signal_names[65],
+ *  tcp_families[(value, name), 2], tcp_directions[(value, name), 2]) */
 int ekp_py_load_tables(struct ekp_encoder *e, PyObject *t)
 {
-	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors, *signals;
+	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors, *signals, *families, *directions;
 	const char *boot_tag;
 	Py_ssize_t boot_tag_len;
 	unsigned int pid_max, accmode;
 	unsigned long long creates;
-	if (!PyArg_ParseTuple(t, "Ss#IOIOOKOO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
-			      &accmode, &acc_names, &flags, &creates, &errors, &signals))
+	if (!PyArg_ParseTuple(t, "Ss#IOIOOKOOOO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
+			      &accmode, &acc_names, &flags, &creates, &errors, &signals, &families, &directions))
 		return -1;
 	if (accmode != 3) {
 		PyErr_SetString(PyExc_ValueError, "tables: O_ACCMODE must be 3");
@@ -80,7 +110,9 @@ int ekp_py_load_tables(struct ekp_encoder *e, PyObject *t)
 	if (keep_bytes(e, host_boot, &e->host_boot) < 0 || keep_list(e, syscalls, e->open_syscalls, 2, "open_syscalls") < 0 ||
 	    keep_list(e, acc_names, e->open_accmode_names, 4, "open_accmode_names") < 0 ||
 	    keep_list(e, errors, e->open_errors, EKP_ERRNO_MAX + 1, "open_errors") < 0 ||
-	    keep_list(e, signals, e->signal_names, EKP_SIGNAL_MAX + 1, "signal_names") < 0)
+	    keep_list(e, signals, e->signal_names, EKP_SIGNAL_MAX + 1, "signal_names") < 0 ||
+	    keep_tcp_names(e, families, e->tcp_families, true, "tcp_families") < 0 ||
+	    keep_tcp_names(e, directions, e->tcp_directions, false, "tcp_directions") < 0)
 		return -1;
 	PyObject *fast = PySequence_Fast(flags, "open_flags");
 	if (fast == NULL)
@@ -266,6 +298,18 @@ static const struct field PROCESS_FORK[] = {
 	FIELD(ekp_process_fork, filename),
 	{NULL},
 };
+static const struct field TCP[] = {
+	HEAD_TASK(ekp_tcp),
+	FIELD(ekp_tcp, established_ns),
+	FIELD(ekp_tcp, family),
+	FIELD(ekp_tcp, sport),
+	FIELD(ekp_tcp, dport),
+	FIELD(ekp_tcp, direction),
+	FIELD(ekp_tcp, _pad),
+	FIELD(ekp_tcp, saddr),
+	FIELD(ekp_tcp, daddr),
+	{NULL},
+};
 /* the C structs of producer/native/tables.py MIRRORS */
 static const struct {
 	const char *name;
@@ -274,6 +318,7 @@ static const struct {
 	{"ekp_file_open", FILE_OPEN},
 	{"ekp_process_exit", PROCESS_EXIT},
 	{"ekp_process_fork", PROCESS_FORK},
+	{"ekp_tcp", TCP},
 };
 
 static PyObject *layout(PyObject *mod, PyObject *unused)

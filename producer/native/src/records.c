@@ -19,7 +19,7 @@ struct ekp_head_task {
 };
 
 int ekp_decode_common(const struct ekp_encoder *e, const uint8_t *raw, size_t len, size_t fixed, uint32_t type_id,
-		      uint32_t cpu, struct ekp_common *c)
+		      uint32_t cpu, bool owner_may_be_unknown, struct ekp_common *c)
 {
 	struct ekp_head_task ht;
 	if (len < fixed || fixed < sizeof(ht))
@@ -30,10 +30,18 @@ int ekp_decode_common(const struct ekp_encoder *e, const uint8_t *raw, size_t le
 		return EKP_DECODE_ERROR;
 	if (ht.hdr.boot_ns > EKP_INT64_MAX_U || ht.hdr.seq > EKP_INT64_MAX_U || t->cgroup_id > EKP_INT64_MAX_U)
 		return EKP_DECODE_ERROR;
-	/* no type with a native encoder yet may lack its process (tcp_* may: their encoders will
-	 * take the nullable process fields of rawavro's _common(nullable=True)) */
-	if (t->flags & EKP_TASK_OWNER_UNKNOWN)
-		return EKP_DECODE_ERROR;
+	if (t->flags & EKP_TASK_OWNER_UNKNOWN) {
+		if (!owner_may_be_unknown)
+			return EKP_DECODE_ERROR;
+		/* nothing of the task is read: no pid, comm or identity (common._flagged) */
+		*c = (struct ekp_common){
+			.boot_ns = ht.hdr.boot_ns,
+			.seq = ht.hdr.seq,
+			.cgroup_id = t->cgroup_id,
+			.cpu = cpu,
+		};
+		return EKP_OK;
+	}
 	if (t->pid == 0 || t->pid > e->pid_max || t->tid == 0 || t->tid > e->pid_max || t->ppid > e->pid_max)
 		return EKP_DECODE_ERROR;
 	long comm_len = ekp_cstr_len((const uint8_t *)t->comm, sizeof(t->comm));
@@ -55,6 +63,7 @@ int ekp_decode_common(const struct ekp_encoder *e, const uint8_t *raw, size_t le
 		.ppid = t->ppid,
 		.uid = t->uid,
 		.gid = t->gid,
+		.owner_known = true,
 		.ppid_known = !(t->flags & EKP_TASK_PPID_UNKNOWN),
 		.start_known = proc_known,
 		.parent_start_known = proc_known && !(t->flags & EKP_TASK_PARENT_UNKNOWN),
@@ -75,19 +84,31 @@ int64_t ekp_micros(uint64_t boot_ns, int64_t offset)
 }
 
 void ekp_encode_common(const struct ekp_encoder *e, const struct ekp_common *c, const struct ekp_cgroup *cg,
-		       struct ekp_out *o)
+		       bool nullable, struct ekp_out *o)
 {
 	ekp_long(o, ekp_micros(c->boot_ns, e->boot_to_wall_ns));
 	ekp_long(o, (int64_t)c->boot_ns);
 	ekp_put_blob(o, e->host_boot);
 	ekp_long(o, c->cpu);
 	ekp_long(o, (int64_t)c->seq);
-	ekp_long(o, c->pid);
-	ekp_long(o, c->tid);
-	ekp_opt_long(o, c->ppid_known, c->ppid);
-	ekp_long(o, c->uid);
-	ekp_long(o, c->gid);
-	ekp_clean_string(o, c->comm, c->comm_len);
+	if (nullable) { /* avro.Static.process: each a union with null, all null without an owner */
+		bool k = c->owner_known;
+		ekp_opt_long(o, k, c->pid);
+		ekp_opt_long(o, k, c->tid);
+		ekp_opt_long(o, k && c->ppid_known, c->ppid);
+		ekp_opt_long(o, k, c->uid);
+		ekp_opt_long(o, k, c->gid);
+		ekp_byte(o, k ? EKP_BRANCH1 : EKP_NULL);
+		if (k)
+			ekp_clean_string(o, c->comm, c->comm_len);
+	} else {
+		ekp_long(o, c->pid);
+		ekp_long(o, c->tid);
+		ekp_opt_long(o, c->ppid_known, c->ppid);
+		ekp_long(o, c->uid);
+		ekp_long(o, c->gid);
+		ekp_clean_string(o, c->comm, c->comm_len);
+	}
 	ekp_long(o, (int64_t)c->cgroup_id);
 	ekp_put_blob(o, cg->container);
 }
@@ -118,6 +139,9 @@ static const struct ekp_type *const TYPES[] = {
 	&ekp_type_process_exit,
 	&ekp_type_process_fork,
 	&ekp_type_file_open,
+	&ekp_type_tcp_connect,
+	&ekp_type_tcp_accept,
+	&ekp_type_tcp_close,
 };
 
 const struct ekp_type *ekp_type_of(uint32_t type_id)
@@ -134,7 +158,7 @@ int ekp_encode_record(struct ekp_encoder *e, const struct ekp_type *t, const uin
 	struct ekp_decoded d;
 	struct ekp_cgroup cg;
 	*flags = 0;
-	int rc = t->decode(e, raw, len, cpu, &d);
+	int rc = t->decode(e, t->type_id, raw, len, cpu, &d);
 	if (rc != EKP_OK)
 		return rc;
 	if (!ekp_cgroups_get(&e->cgroups, d.c.cgroup_id, now_ns, &cg)) {

@@ -13,10 +13,10 @@
 
 #define OPEN_FIXED offsetof(struct ekp_file_open, path)
 
-static int decode_file_open(const struct ekp_encoder *e, const uint8_t *raw, size_t len, uint32_t cpu,
-			    struct ekp_decoded *d)
+static int decode_file_open(const struct ekp_encoder *e, uint32_t type_id, const uint8_t *raw, size_t len,
+			    uint32_t cpu, struct ekp_decoded *d)
 {
-	int rc = ekp_decode_common(e, raw, len, OPEN_FIXED, EKP_EVENT_FILE_OPEN, cpu, &d->c);
+	int rc = ekp_decode_common(e, raw, len, OPEN_FIXED, type_id, cpu, false, &d->c);
 	if (rc != EKP_OK)
 		return rc;
 	struct ekp_file_open r;
@@ -80,7 +80,7 @@ static bool encode_file_open(const struct ekp_encoder *e, const struct ekp_decod
 			     struct ekp_out *o)
 {
 	const struct ekp_file_open_rec *r = &d->u.open;
-	ekp_encode_common(e, &d->c, cg, o);
+	ekp_encode_common(e, &d->c, cg, false, o);
 	ekp_put_blob(o, e->open_syscalls[r->syscall]);
 	bool escaped = ekp_clean_string(o, r->path, r->path_len) | d->c.escaped;
 	ekp_bool(o, r->path_truncated);

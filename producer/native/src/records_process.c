@@ -13,10 +13,10 @@
 
 /* ---- process_exit -------------------------------------------------------------------------------- */
 
-static int decode_process_exit(const struct ekp_encoder *e, const uint8_t *raw, size_t len, uint32_t cpu,
-			       struct ekp_decoded *d)
+static int decode_process_exit(const struct ekp_encoder *e, uint32_t type_id, const uint8_t *raw, size_t len,
+			       uint32_t cpu, struct ekp_decoded *d)
 {
-	int rc = ekp_decode_common(e, raw, len, EXIT_SIZE, EKP_EVENT_PROCESS_EXIT, cpu, &d->c);
+	int rc = ekp_decode_common(e, raw, len, EXIT_SIZE, type_id, cpu, false, &d->c);
 	if (rc != EKP_OK)
 		return rc;
 	struct ekp_process_exit r;
@@ -56,7 +56,7 @@ static bool encode_process_exit(const struct ekp_encoder *e, const struct ekp_de
 {
 	const struct ekp_process_exit_rec *r = &d->u.exit;
 	bool escaped = d->c.escaped || r->filename_escaped;
-	ekp_encode_common(e, &d->c, cg, o);
+	ekp_encode_common(e, &d->c, cg, false, o);
 	ekp_opt_long(o, r->code_known, r->exit_code);
 	ekp_opt_long(o, r->signaled, r->signal);
 	if (r->signaled) /* signal_name: null for a number without a name, as Python's */
@@ -84,10 +84,10 @@ static bool encode_process_exit(const struct ekp_encoder *e, const struct ekp_de
 
 /* ---- process_fork -------------------------------------------------------------------------------- */
 
-static int decode_process_fork(const struct ekp_encoder *e, const uint8_t *raw, size_t len, uint32_t cpu,
-			       struct ekp_decoded *d)
+static int decode_process_fork(const struct ekp_encoder *e, uint32_t type_id, const uint8_t *raw, size_t len,
+			       uint32_t cpu, struct ekp_decoded *d)
 {
-	int rc = ekp_decode_common(e, raw, len, FORK_SIZE, EKP_EVENT_PROCESS_FORK, cpu, &d->c);
+	int rc = ekp_decode_common(e, raw, len, FORK_SIZE, type_id, cpu, false, &d->c);
 	if (rc != EKP_OK)
 		return rc;
 	struct ekp_process_fork r;
@@ -113,7 +113,7 @@ static bool encode_process_fork(const struct ekp_encoder *e, const struct ekp_de
 				const struct ekp_cgroup *cg, struct ekp_out *o)
 {
 	const struct ekp_process_fork_rec *r = &d->u.fork;
-	ekp_encode_common(e, &d->c, cg, o);
+	ekp_encode_common(e, &d->c, cg, false, o);
 	ekp_long(o, r->child_pid);
 	ekp_bool(o, d->c.escaped); /* comm alone: fork_encoder does not write the filename */
 	ekp_encode_tail(e, &d->c, cg, o);
