@@ -134,7 +134,8 @@ class ReadersConfig(Section):
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
         description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers "
-        "the config (so far: file_open only, with events.processes and the spool off), else python",
+        "the config (so far: process_exit, process_fork, file_open and tcp_*, with events.processes and the "
+        "spool off), else python",
     )
 
     @model_validator(mode="after")

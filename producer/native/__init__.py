@@ -23,9 +23,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import Config
 
-# Event types with a native encoder (EKP_TYPES in src/records.c); tests/unit/test_native_encode.py
-# holds each one byte for byte equal to the type's fast encoder (producer/records/).
-NATIVE_TYPES = frozenset({"file_open"})
+# Event types with a native encoder (TYPES in src/records.c, each family's in src/records_<family>.c);
+# tests/unit/test_native_encode.py holds each one byte for byte equal to the type's fast encoder
+# (producer/records/), tests/unit/test_native_sanitizers.py fuzzes each under the sanitizers.
+NATIVE_TYPES = frozenset(
+    {"process_exit", "process_fork", "file_open", "tcp_connect", "tcp_accept", "tcp_close"}
+)
 
 NATIVE = "native"
 PYTHON = "python"

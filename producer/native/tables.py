@@ -15,21 +15,30 @@ from typing import Any
 from ..config import KafkaConfig
 from ..kafka.client import client_config
 from ..ledger import arena
-from ..records import abi, file_open
+from ..records import abi, file_open, process, tcp
 from ..records.avro import opt_string, string_
 from ..records.identity import boot_tag
 
 # errno values a file_open record may carry (file_open.parse rejects ret < -4095)
 ERRNO_MAX = 4095
 # C struct -> the mirror in producer/records/ that the C build must agree with
-MIRRORS = {"ekp_file_open": file_open.FILE_OPEN}
+MIRRORS = {
+    "ekp_file_open": file_open.FILE_OPEN,
+    "ekp_process_exit": process.EXIT,
+    "ekp_process_fork": process.FORK,
+    "ekp_tcp": tcp.TCP,
+}
 
 
 def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
-    """The encoder's constants: host and boot id, the kernel's limits, file_open's names."""
+    """The encoder's constants: host and boot id, the kernel's limits, the names of file_open, exit, tcp."""
 
     def name_of(code: int) -> bytes | None:
         name = errno.errorcode.get(code)
+        return None if name is None else name.encode()
+
+    def signal_of(sig: int) -> bytes | None:
+        name = process.signal_name(sig)
         return None if name is None else name.encode()
 
     return (
@@ -43,6 +52,10 @@ def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
         [(string_(name.encode()), value) for name, value in file_open.OPEN_FLAG_NAMES],
         file_open.CREATING_FLAGS,
         [opt_string(name_of(code)) for code in range(ERRNO_MAX + 1)],
+        # process_exit's signal_name by signal number (0 is never read: a signal is 1..EXIT_SIGNAL_MAX)
+        [opt_string(signal_of(sig)) for sig in range(process.EXIT_SIGNAL_MAX + 1)],
+        [(value, string_(name.encode())) for value, name in tcp.FAMILIES.items()],
+        [(value, string_(name.encode())) for value, name in tcp.DIRECTIONS.items()],
     )
 
 

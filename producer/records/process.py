@@ -37,6 +37,8 @@ EXIT_CODE_KNOWN = 1 << 0
 EXIT_SIGNALED = 1 << 1
 EXIT_START_KNOWN = 1 << 2
 EXIT_FLAGS_ALL = 0x7
+# the largest signal number an exit may carry (Linux's _NSIG); also the native encoder's table size
+EXIT_SIGNAL_MAX = 64
 
 # process_fork flags
 FORK_UNTRACKED = 1 << 0  # the child is not in the (full) process table: it has no identity
@@ -104,7 +106,7 @@ def parse_exit(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Exit
         raise DecodeError(f"bad flags {flags:#x}")
     if flags & EXIT_CODE_KNOWN and not 0 <= exit_code <= 255:
         raise DecodeError(f"exit code {exit_code} out of range")
-    if flags & EXIT_SIGNALED and not 1 <= sig <= 64:
+    if flags & EXIT_SIGNALED and not 1 <= sig <= EXIT_SIGNAL_MAX:
         raise DecodeError(f"signal {sig} out of range")
     if flags & EXIT_START_KNOWN and fork_ns > c.boot_ns:
         raise DecodeError("the process started after it exited")

@@ -37,9 +37,10 @@ TCP = event_layout(
 )
 _SIZE, _OWN = TCP.struct.size, TCP.own
 
-_FAMILIES = {AF_INET: "inet", AF_INET6: "inet6"}
-_DIRECTIONS = {TCP_OUTBOUND: "outbound", TCP_INBOUND: "inbound"}
-_ENCODED = {name: string_(name.encode()) for name in (*_FAMILIES.values(), *_DIRECTIONS.values())}
+# (also the native encoder's tables: producer/native/tables.py)
+FAMILIES = {AF_INET: "inet", AF_INET6: "inet6"}
+DIRECTIONS = {TCP_OUTBOUND: "outbound", TCP_INBOUND: "inbound"}
+_ENCODED = {name: string_(name.encode()) for name in (*FAMILIES.values(), *DIRECTIONS.values())}
 
 
 class Tcp(NamedTuple):
@@ -63,7 +64,7 @@ def _address(family: int, raw16: bytes) -> str:
 def parse(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Tcp:
     c = parse_common(raw, cpu, _SIZE, type_id, owner_may_be_unknown=True)
     est, family, sport, dport, direction, _pad, saddr, daddr = _OWN.unpack_from(raw, COMMON_SIZE)
-    if family not in _FAMILIES or direction not in _DIRECTIONS:
+    if family not in FAMILIES or direction not in DIRECTIONS:
         raise DecodeError(f"family {family} / direction {direction} unknown")
     if not 0 < est <= c.boot_ns:
         raise DecodeError("established time missing or after the event")
@@ -71,12 +72,12 @@ def parse(raw: bytes, cpu: int, type_id: int, _opts: object = None) -> Tcp:
         Tcp,
         (
             c,
-            _FAMILIES[family],
+            FAMILIES[family],
             _address(family, saddr),
             sport,
             _address(family, daddr),
             dport,
-            _DIRECTIONS[direction],
+            DIRECTIONS[direction],
             est,
         ),
     )

@@ -76,12 +76,21 @@ static void fill_encoder(struct ekp_encoder *e)
 	e->open_creates = O_CREAT | O_TMPFILE;
 	for (int i = 0; i <= EKP_ERRNO_MAX; i++)
 		e->open_errors[i] = i == 2 ? ekp_encoder_keep(e, "\x02\x0c" "ENOENT", 8) : ekp_encoder_keep(e, "", 1);
+	for (int i = 0; i <= EKP_SIGNAL_MAX; i++)
+		e->signal_names[i] = i == 9 ? ekp_encoder_keep(e, "\x02\x0e" "SIGKILL", 9) : ekp_encoder_keep(e, "", 1);
+	e->tcp_families[0] = (struct ekp_named){EKP_AF_INET, keep_str(e, "inet")};
+	e->tcp_families[1] = (struct ekp_named){EKP_AF_INET6, keep_str(e, "inet6")};
+	e->tcp_directions[0] = (struct ekp_named){EKP_TCP_OUTBOUND, keep_str(e, "outbound")};
+	e->tcp_directions[1] = (struct ekp_named){EKP_TCP_INBOUND, keep_str(e, "inbound")};
 }
 
-/* Decode + encode one record from a heap copy of exactly its size, into a buffer of out_cap bytes. */
-static int encode_one(struct ekp_encoder *e, const uint8_t *raw, size_t len, size_t out_cap)
+/*
+ * Decode + encode one record as a record of type_id (its ring's), from a heap copy of exactly
+ * its size, into a buffer of out_cap bytes.
+ */
+static int encode_one(struct ekp_encoder *e, uint32_t type_id, const uint8_t *raw, size_t len, size_t out_cap)
 {
-	const struct ekp_type *t = ekp_type_of(EKP_EVENT_FILE_OPEN);
+	const struct ekp_type *t = ekp_type_of(type_id);
 	uint8_t *copy = malloc(len ? len : 1), *out = malloc(out_cap ? out_cap : 1);
 	CHECK(t && copy && out);
 	memcpy(copy, raw, len);
@@ -151,6 +160,7 @@ struct seen {
 	size_t lens[16], n, corrupt, pause_at;
 	uint64_t lost;
 	struct ekp_encoder *enc; /* fuzz: decode each sample */
+	uint32_t type_id;        /* as a record of this type */
 };
 
 static int on_sample(void *ctx, const uint8_t *raw, size_t size)
@@ -159,7 +169,7 @@ static int on_sample(void *ctx, const uint8_t *raw, size_t size)
 	if (s->enc != NULL) {
 		if ((rnd() & 15) == 0)
 			return EKP_RING_PAUSE;
-		encode_one(s->enc, raw, size, 4096);
+		encode_one(s->enc, s->type_id, raw, size, 4096);
 		return EKP_RING_NEXT;
 	}
 	if (s->n == s->pause_at) {
@@ -238,9 +248,58 @@ static int selftest(void)
 
 /* ---- fuzz -------------------------------------------------------------------------------------------- */
 
-static size_t mutate(const uint8_t *seed, size_t n, uint8_t *out, size_t cap)
+/* What the mutations know of each type's layout beyond its header and task. */
+#define AT(s, m) {offsetof(struct s, m), sizeof(((struct s *)0)->m)}
+struct span {
+	size_t off, size;
+};
+static const struct shape {
+	uint32_t type_id;
+	struct span fields[4]; /* given boundary values (size 0: no more) */
+	struct span string;    /* its C string besides comm, if any */
+} SHAPES[] = {
+	{EKP_EVENT_FILE_OPEN,
+	 {AT(ekp_file_open, path_size), AT(ekp_file_open, ret), AT(ekp_file_open, syscall), AT(ekp_file_open, flags)},
+	 {offsetof(struct ekp_file_open, path), EKP_PATH_LEN}},
+	{EKP_EVENT_PROCESS_EXIT,
+	 {AT(ekp_process_exit, flags), AT(ekp_process_exit, signal), AT(ekp_process_exit, exit_code),
+	  AT(ekp_process_exit, fork_ns)},
+	 AT(ekp_process_exit, filename)},
+	{EKP_EVENT_PROCESS_FORK,
+	 {AT(ekp_process_fork, child_pid), AT(ekp_process_fork, flags), AT(ekp_process_fork, child_start_ns)},
+	 AT(ekp_process_fork, filename)},
+#define TCP_SHAPE(type_id)                                                                                   \
+	{type_id, {AT(ekp_tcp, family), AT(ekp_tcp, direction), AT(ekp_tcp, established_ns), AT(ekp_tcp, task.flags)}}
+	TCP_SHAPE(EKP_EVENT_TCP_CONNECT),
+	TCP_SHAPE(EKP_EVENT_TCP_ACCEPT),
+	TCP_SHAPE(EKP_EVENT_TCP_CLOSE),
+};
+#define COMM_AT offsetof(struct ekp_file_open, task.comm) /* the same in every record */
+
+static const struct shape *shape_of(uint32_t type_id)
 {
-	static const uint16_t sizes[] = {0, 1, 2, 7, 8, 255, 256, 257, 0x7fff, 0xffff};
+	for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++)
+		if (SHAPES[i].type_id == type_id)
+			return &SHAPES[i];
+	return &SHAPES[0];
+}
+
+/* The type of a seed record: its ring's, whatever its mutations make of its header. */
+static uint32_t type_of(const uint8_t *seed, size_t n)
+{
+	struct ekp_header h;
+	if (n < sizeof(h))
+		return EKP_EVENT_FILE_OPEN;
+	memcpy(&h, seed, sizeof(h));
+	return h.type;
+}
+
+static size_t mutate(const struct shape *sh, const uint8_t *seed, size_t n, uint8_t *out, size_t cap)
+{
+	/* lengths, flags, pids, signals and times at and beyond their bounds */
+	static const uint64_t values[] = {
+		0, 1, 2, 7, 8, 64, 65, 255, 256, 257, 0x7fff, 0xffff, 4194304, 4194305, 0xffffffff, 1ULL << 63, ~0ULL,
+	};
 	size_t len = n < cap ? n : cap;
 	memcpy(out, seed, len);
 	switch (rnd() % 6) {
@@ -255,17 +314,21 @@ static size_t mutate(const uint8_t *seed, size_t n, uint8_t *out, size_t cap)
 		while (len < cap && (rnd() & 7))
 			out[len++] = (uint8_t)rnd();
 		break;
-	case 3: /* a garbage path_size, then maybe cut */
-		if (len >= offsetof(struct ekp_file_open, path)) {
-			uint16_t v = sizes[rnd() % (sizeof(sizes) / sizeof(sizes[0]))];
-			memcpy(out + offsetof(struct ekp_file_open, path_size), &v, 2);
-		}
+	case 3: { /* a boundary value in one of the type's fields (little-endian: its low bytes), then maybe cut */
+		size_t k = 0;
+		while (k < 4 && sh->fields[k].size)
+			k++;
+		size_t f = rnd() % k, off = sh->fields[f].off, size = sh->fields[f].size;
+		uint64_t v = values[rnd() % (sizeof(values) / sizeof(values[0]))];
+		if (len >= off + size)
+			memcpy(out + off, &v, size);
 		if (rnd() & 1)
 			len = len ? rnd() % (len + 1) : 0;
 		break;
-	case 4: /* no NUL where one is expected: in comm, and in the path */
-		for (size_t i = offsetof(struct ekp_file_open, task.comm); i < len; i++)
-			if (i < offsetof(struct ekp_file_open, open_flags) || i >= offsetof(struct ekp_file_open, path))
+	}
+	case 4: /* no NUL where one is expected: in comm, and in the type's string */
+		for (size_t i = COMM_AT; i < len; i++)
+			if (i < COMM_AT + EKP_COMM_LEN || (i >= sh->string.off && i < sh->string.off + sh->string.size))
 				out[i] = out[i] ? out[i] : 'x';
 		break;
 	default: /* bytes */
@@ -293,28 +356,42 @@ static int fuzz(long iterations, int nseeds, char **paths)
 	fill_encoder(&e);
 	uint8_t *seeds[64];
 	size_t lens[64];
+	uint32_t types[64];
 	CHECK(nseeds > 0 && nseeds <= 64);
-	for (int i = 0; i < nseeds; i++)
+	for (int i = 0; i < nseeds; i++) {
 		seeds[i] = read_file(paths[i], &lens[i]);
+		types[i] = type_of(seeds[i], lens[i]);
+	}
 	uint8_t buf[1024];
-	long ok = 0;
+	long ok = 0, ok_by_type[EKP_EVENT_TYPES] = {0};
+	bool seeded[EKP_EVENT_TYPES] = {false};
+	for (int i = 0; i < nseeds; i++) {
+		CHECK(types[i] < EKP_EVENT_TYPES);
+		seeded[types[i]] = true;
+	}
 	for (long it = 0; it < iterations; it++) {
 		int k = (int)(rnd() % (uint64_t)nseeds);
-		size_t len = mutate(seeds[k], lens[k], buf, sizeof(buf));
+		size_t len = mutate(shape_of(types[k]), seeds[k], lens[k], buf, sizeof(buf));
 		/* sometimes an output buffer too small: the encoding must stop at its end */
-		ok += encode_one(&e, buf, len, (rnd() & 7) ? 4096 : rnd() % 200) == EKP_OK;
+		bool encoded = encode_one(&e, types[k], buf, len, (rnd() & 7) ? 4096 : rnd() % 200) == EKP_OK;
+		ok += encoded;
+		ok_by_type[types[k]] += encoded;
 		if ((it & 63) == 0) { /* a ring of such records, its positions and sizes broken at times */
 			uint64_t size = 256u << (rnd() % 4);
 			struct test_ring t = {calloc(1, sizeof(*t.hdr)), malloc(size), size};
 			struct ekp_ring r;
-			struct seen s = {.enc = &e};
+			/* a ring holds one type's records: mutations of this iteration's seed's type */
+			struct seen s = {.enc = &e, .type_id = types[k]};
 			struct ekp_ring_handler h = {on_sample, on_lost, on_corrupt, &s};
 			CHECK(t.hdr && t.data && ekp_ring_attach(&r, t.hdr, t.data, size) == 0);
 			memset(t.data, 0, size);
 			t.hdr->data_head = t.hdr->data_tail = rnd() % (size * 4);
 			for (int n = 0; n < 8; n++) {
-				int j = (int)(rnd() % (uint64_t)nseeds);
-				size_t l = mutate(seeds[j], lens[j], buf, 200);
+				int j;
+				do /* k's type is there: it ends */
+					j = (int)(rnd() % (uint64_t)nseeds);
+				while (types[j] != types[k]);
+				size_t l = mutate(shape_of(types[j]), seeds[j], lens[j], buf, 200);
 				if (t.hdr->data_head - t.hdr->data_tail + l + 24 > size)
 					break;
 				if (rnd() & 7)
@@ -337,7 +414,11 @@ static int fuzz(long iterations, int nseeds, char **paths)
 	for (int i = 0; i < nseeds; i++)
 		free(seeds[i]);
 	ekp_encoder_free(&e);
-	printf("fuzz: %ld iterations, %ld encoded\n", iterations, ok);
+	printf("fuzz: %ld iterations, %ld encoded; by type:", iterations, ok);
+	for (int t = 0; t < EKP_EVENT_TYPES; t++)
+		if (seeded[t])
+			printf(" %d=%ld", t, ok_by_type[t]);
+	putchar('\n');
 	return 0;
 }
 

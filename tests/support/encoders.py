@@ -2,7 +2,7 @@
 
 - the reference: the family's dict decoder (producer/records/) + fastavro;
 - the Python fast path: the family's `*_encoder` (records/avro.py);
-- the native one (producer/native/src/records.c), for the event types it covers, fed the cgroup
+- the native one (producer/native/src/records*.c), for the event types it covers, fed the cgroup
   fields the engine is fed (producer/native/fields.py).
 
 Each must give the same Avro body and the same strings_escaped flag, or all must reject the record.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from producer.errors import DecodeError
 from producer.k8s.meta import K8sMeta
 from producer.native import NATIVE_TYPES, _dataplane, fields, tables
-from producer.records import abi, avro, catalog, codec
+from producer.records import abi, avro, catalog, codec, process, tcp
 from producer.records.containers import ContainerInfo
 from tests.support.records import CTX
 
@@ -67,6 +67,42 @@ OPEN_FIELDS = st.fixed_dictionaries(
         "ret": st.integers(-4095, 2**31 - 1),
         "syscall": st.integers(0, 1),
         "flags": st.integers(0, 1),
+    }
+)
+
+
+# a process_exit's own fields: every flag combination, values inside and just beyond their ranges
+EXIT_FIELDS = st.fixed_dictionaries(
+    {
+        "flags": st.integers(0, process.EXIT_FLAGS_ALL) | st.sampled_from([0x8, 0xFFFFFFFF]),
+        "exit_code": st.integers(0, 255) | st.integers(-(2**31), 2**31 - 1),
+        "signal": st.integers(0, process.EXIT_SIGNAL_MAX + 1) | st.integers(0, 2**32 - 1),
+        "fork_ns": st.integers(0, 2**62) | st.integers(0, 2**64 - 1),
+        "filename": st.binary(max_size=256),
+    }
+)
+
+# a process_fork's own fields, likewise
+FORK_FIELDS = st.fixed_dictionaries(
+    {
+        "flags": st.integers(0, process.FORK_FLAGS_ALL) | st.sampled_from([0x2, 0xFFFFFFFF]),
+        "child_pid": st.integers(1, abi.PID_MAX_LIMIT) | st.integers(0, 2**32 - 1),
+        "child_start_ns": st.integers(0, 2**62) | st.integers(0, 2**64 - 1),
+        "filename": st.binary(max_size=256),
+    }
+)
+
+
+# a tcp record's own fields: the known families and directions, and values beyond them; any address bytes
+TCP_FIELDS = st.fixed_dictionaries(
+    {
+        "family": st.sampled_from(sorted(tcp.FAMILIES)) | st.integers(0, 0xFFFF),
+        "direction": st.sampled_from(sorted(tcp.DIRECTIONS)) | st.integers(0, 0xFF),
+        "sport": st.integers(0, 0xFFFF),
+        "dport": st.integers(0, 0xFFFF),
+        "established_ns": st.integers(0, 2**62) | st.integers(0, 2**64 - 1),
+        "saddr": st.binary(min_size=16, max_size=16),
+        "daddr": st.binary(min_size=16, max_size=16),
     }
 )
 

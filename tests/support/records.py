@@ -172,16 +172,18 @@ def tcp_record(
     type_name: str = "tcp_connect",
     *,
     family: int = tcp.AF_INET,
-    saddr: str = "10.0.0.1",
-    daddr: str = "10.0.0.2",
+    saddr: str | bytes = "10.0.0.1",
+    daddr: str | bytes = "10.0.0.2",
     sport: int = 40000,
     dport: int = 443,
     direction: int = tcp.TCP_OUTBOUND,
     established_ns: int = 4_000_000_000,
     **kw: Any,
 ) -> bytes:
-    def raw(addr: str) -> bytes:
-        return ipaddress.ip_address(addr).packed.ljust(16, b"\0")
+    """An address as text, or its 16 bytes as they are (whatever the family)."""
+
+    def raw(addr: str | bytes) -> bytes:
+        return (addr if isinstance(addr, bytes) else ipaddress.ip_address(addr).packed).ljust(16, b"\0")
 
     own = {
         "established_ns": established_ns,

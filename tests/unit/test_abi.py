@@ -24,8 +24,17 @@ HEADER = resources.data_dir("bpf") / "events.h"
 # Object-like macros only (a function-like one would be followed by "(").
 DEFINE = re.compile(r"^#define (EKP_\w+)(?=\s|$)", re.M)
 # Python constants of these modules that mirror nothing: derived from the layouts, or kernel facts.
-# CREATING_FLAGS: the os module's O_CREAT | O_TMPFILE (file_open.py), not a value of the header
-PYTHON_ONLY = {"PID_MAX_LIMIT", "INT64_MAX", "COMMON_SIZE", "SEQ_OFFSET", "SEQ_END", "CREATING_FLAGS"}
+# CREATING_FLAGS: the os module's O_CREAT | O_TMPFILE (file_open.py), not a value of the header;
+# EXIT_SIGNAL_MAX: the kernel's _NSIG (process.py), a bound of the parser like PID_MAX_LIMIT
+PYTHON_ONLY = {
+    "PID_MAX_LIMIT",
+    "INT64_MAX",
+    "COMMON_SIZE",
+    "SEQ_OFFSET",
+    "SEQ_END",
+    "CREATING_FLAGS",
+    "EXIT_SIGNAL_MAX",
+}
 
 
 def mirror_modules() -> list[ModuleType]:

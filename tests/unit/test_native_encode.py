@@ -1,4 +1,4 @@
-"""The native encoder (producer/native/src/records.c) writes the bytes of the Python ones.
+"""The native encoder (producer/native/src/records*.c) writes the bytes of the Python ones.
 
 For every event type it covers: held equal to the reference (dict + fastavro) and to the type's fast
 encoder (tests/support/encoders.py) at typical records, the boundaries of every field it reads
@@ -15,13 +15,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from producer.errors import DecodeError
 from producer.native import NATIVE_TYPES, _dataplane, tables
-from producer.records import abi, catalog
-from tests.support.encoders import COMMON, OFFSET, OPEN_FIELDS, Native, Pods, assert_same, fast, reference
-from tests.support.records import BOUNDARY, BUILDERS, open_record
+from producer.records import abi, catalog, process, tcp
+from tests.support.encoders import (
+    COMMON,
+    EXIT_FIELDS,
+    FORK_FIELDS,
+    OFFSET,
+    OPEN_FIELDS,
+    TCP_FIELDS,
+    Native,
+    Pods,
+    assert_same,
+    fast,
+    reference,
+)
+from tests.support.records import BOUNDARY, BUILDERS, exit_record, fork_record, open_record, tcp_record
 
 # the clock offset is added before the division by 1000: both signs, and none
 OFFSETS = (OFFSET, -OFFSET, 0, 999, -999)
+
+
+def assert_each_same(event_type: str, records: list[bytes]) -> None:
+    """assert_same for each record at every offset; some of them valid and some malformed, so that
+    neither half is checked by no record at all."""
+    for raw in records:
+        assert_same(event_type, raw, offsets=OFFSETS)
+    rejected = sum(reference(event_type, raw, 0, OFFSET) is DecodeError for raw in records)
+    assert 0 < rejected < len(records)
 
 
 def test_every_native_type_is_a_stream_type_with_a_builder() -> None:
@@ -105,6 +127,107 @@ def test_file_open_fields_at_and_beyond_their_bounds() -> None:
         assert_same("file_open", raw, offsets=OFFSETS)
 
 
+def test_process_exit_fields_at_and_beyond_their_bounds() -> None:
+    code, sig, start = process.EXIT_CODE_KNOWN, process.EXIT_SIGNALED, process.EXIT_START_KNOWN
+    boot = 5_000_000_000
+    records = [exit_record(flags=f, signal=9) for f in range(16)]  # every combination, and one beyond
+    records += [exit_record(flags=f) for f in (0x10, 0x80000000, 0xFFFFFFFF)]
+    # the exit status: 0..255 when known, anything when not read
+    records += [exit_record(flags=code, exit_code=c) for c in (0, 1, 255, 256, -1, 2**31 - 1, -(2**31))]
+    records += [exit_record(flags=0, exit_code=c) for c in (256, -1, -(2**31))]
+    # signals 1..64: named, unnamed (32, 33: below SIGRTMIN), SIGRTMIN+n; 0 and 65 beyond; unread unless
+    # signaled
+    records += [exit_record(flags=sig | start, signal=s) for s in (*range(0, 67), 2**31, 2**32 - 1)]
+    records += [exit_record(flags=code, signal=s) for s in (0, 65, 2**32 - 1)]
+    # the start: 0, at the exit, after it; unread when not known
+    for f in (0, 1, 999, 1000, boot - 1, boot, boot + 1, 2**63 - 1, 2**64 - 1):
+        records += [exit_record(flags=code | start, fork_ns=f), exit_record(flags=code, fork_ns=f)]
+    records += [exit_record(boot_ns=2**63 - 1, start_ns=1, fork_ns=f, flags=start) for f in (0, 2**63 - 1)]
+    # the filename: none (null), escaped (alone or with comm), the longest, no NUL in the field
+    for filename in (b"", b"/x", b"\xff", b"/bin/\xe2\x82", b"\xe2\x82\xac", b"p" * 255, b"p" * 256):
+        records += [exit_record(filename=filename), exit_record(filename=filename, comm=b"\xff")]
+    records += [exit_record(filename=b"a\0\xff")]  # what follows the NUL is not read
+    fixed = len(exit_record())
+    records += [exit_record()[: fixed - 1], exit_record()[:88], b"", exit_record() + b"\0" * 8]
+    assert_each_same("process_exit", records)
+
+
+def test_process_fork_fields_at_and_beyond_their_bounds() -> None:
+    untracked = process.FORK_UNTRACKED
+    boot = 5_000_000_000
+    records = []
+    for pid in (0, 1, abi.PID_MAX_LIMIT, abi.PID_MAX_LIMIT + 1, 2**32 - 1):
+        records += [fork_record(child_pid=pid), fork_record(child_pid=pid, flags=untracked)]
+    records += [fork_record(flags=f) for f in (2, 3, 0x80000000, 0xFFFFFFFF)]
+    # the child's start: after 0, at or before the record, when tracked; not read when untracked
+    for start in (0, 1, boot - 1, boot, boot + 1, 2**63, 2**64 - 1):
+        records += [fork_record(child_start_ns=start), fork_record(child_start_ns=start, flags=untracked)]
+    records += [fork_record(boot_ns=2**63 - 1, child_start_ns=2**63 - 1, child_pid=abi.PID_MAX_LIMIT)]
+    # the filename is not written, but checked: no NUL is malformed, invalid UTF-8 is not escaped
+    for filename in (b"", b"\xff", b"p" * 255, b"p" * 256):
+        records += [fork_record(filename=filename), fork_record(filename=filename, comm=b"\xe2\x82")]
+    fixed = len(fork_record())
+    records += [fork_record()[: fixed - 1], fork_record()[:88], b"", fork_record() + b"\0" * 8]
+    assert_each_same("process_fork", records)
+
+
+TCP_TYPES = ("tcp_connect", "tcp_accept", "tcp_close")
+
+
+@pytest.mark.parametrize("event_type", TCP_TYPES)
+def test_tcp_fields_at_and_beyond_their_bounds(event_type: str) -> None:
+    def build(**kw: Any) -> bytes:
+        return tcp_record(event_type, **kw)
+
+    v6 = tcp.AF_INET6
+    boot = 5_000_000_000
+    records = [build(family=f) for f in (0, 1, tcp.AF_INET, 3, 9, v6, 11, 0xFFFF)]
+    records += [build(direction=d) for d in (0, tcp.TCP_OUTBOUND, tcp.TCP_INBOUND, 3, 0xFF)]
+    records += [build(established_ns=t) for t in (0, 1, boot - 1, boot, boot + 1, 2**63, 2**64 - 1)]
+    records += [build(boot_ns=2**63 - 1, start_ns=1, established_ns=t) for t in (1, 2**63 - 1)]
+    records += [build(sport=p, dport=q) for p, q in ((0, 0), (0xFFFF, 0xFFFF), (1, 65534))]
+    # inet_ntop's forms: the extremes, IPv4 beside bytes not read, v6 zero runs, v4-mapped and -compatible
+    records += [
+        build(saddr=a, daddr=b) for a, b in (("0.0.0.0", "255.255.255.255"), ("127.0.0.1", "1.2.3.4"))
+    ]
+    records += [build(saddr=b"\x0a\0\0\x01" + b"\xff" * 12, daddr=b"\xff" * 16)]
+    for addr in (
+        "::",
+        "::1",
+        "::ffff:1.2.3.4",  # IPv4-mapped
+        "::1.2.3.4",  # IPv4-compatible
+        "::ffff:0:1.2.3.4",
+        "64:ff9b::1.2.3.4",
+        "fe80::1",
+        "2001:db8::",
+        "1:0:0:1:0:0:1:1",  # two zero runs of one length: the first is cut
+        "1:0:1:1:1:1:1:1",  # a lone zero group
+        "1:0:0:1:1:0:0:0",  # the longer, later run
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+    ):
+        records += [build(family=v6, saddr=addr, daddr=addr)]
+    records += [build(family=v6, saddr=b"\xff" * 16, daddr=bytes(range(16)))]
+    # no owner: nothing of the task is read (pids, comm, identity), every process field null
+    owner = abi.TASK_OWNER_UNKNOWN
+    records += [build(task_flags=owner | f) for f in range(0, abi.TASK_FLAGS_ALL + 1)]
+    records += [
+        build(task_flags=owner, pid=0, tid=2**32 - 1, ppid=2**32 - 1, comm=b"c" * 16, start_ns=2**64 - 1),
+        build(task_flags=owner, comm=b"\xff", cgroup_id=5),
+        build(task_flags=owner | 0x10),
+        build(task_flags=owner, cgroup_id=2**63),
+        build(task_flags=owner, seq=2**63),
+        build(task_flags=owner, type_id=0),
+        build(task_flags=owner, cpu=1),
+        build(task_flags=owner, established_ns=0),
+        build(task_flags=owner, family=0),
+        build(comm=b"\xe2\x82\xac"),
+    ]
+    fixed = len(build())
+    records += [build()[: fixed - 1], build()[:88], b"", build() + b"\0" * 8]
+    assert_each_same(event_type, records)
+
+
 def test_invalid_utf8_of_every_kind_is_escaped_byte_by_byte() -> None:
     cases = [
         b"\xe2\x82\xac",  # valid: the euro sign
@@ -122,6 +245,7 @@ def test_invalid_utf8_of_every_kind_is_escaped_byte_by_byte() -> None:
     ]
     for path in cases:
         assert_same("file_open", open_record(path=b"/" + path + b"/x"))
+        assert_same("process_exit", exit_record(filename=b"/" + path + b"/x"))
 
 
 @pytest.mark.parametrize("event_type", sorted(NATIVE_TYPES))
@@ -149,6 +273,35 @@ TASK_FLAGS = st.integers(0, abi.TASK_FLAGS_ALL).filter(lambda f: not f & abi.TAS
 @given(COMMON, TASK_FLAGS, OPEN_FIELDS, st.sampled_from(OFFSETS))
 def test_fuzz_open(c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int) -> None:
     assert_same("file_open", open_record(**own, **{**c, "task_flags": task_flags}), offsets=(offset,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(COMMON, TASK_FLAGS, EXIT_FIELDS, st.sampled_from(OFFSETS))
+def test_fuzz_exit(c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int) -> None:
+    assert_same("process_exit", exit_record(**own, **{**c, "task_flags": task_flags}), offsets=(offset,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(COMMON, TASK_FLAGS, FORK_FIELDS, st.sampled_from(OFFSETS))
+def test_fuzz_fork(c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int) -> None:
+    assert_same("process_fork", fork_record(**own, **{**c, "task_flags": task_flags}), offsets=(offset,))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(TCP_TYPES),
+    COMMON,
+    st.integers(0, abi.TASK_FLAGS_ALL),
+    TCP_FIELDS,
+    st.sampled_from(OFFSETS),
+)
+def test_fuzz_tcp(
+    event_type: str, c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int
+) -> None:
+    """The owner-unknown flag too: tcp's records may lack their process."""
+    assert_same(
+        event_type, tcp_record(event_type, **own, **{**c, "task_flags": task_flags}), offsets=(offset,)
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,6 +1,6 @@
 """The native decoder and ring reader under AddressSanitizer and UBSan, fuzzed.
 
-tests/native/harness.c drives src/records.c, src/ring.c and src/cgroups.c without Python or
+tests/native/harness.c drives src/records*.c, src/ring.c and src/cgroups.c without Python or
 Kafka: mutated records (cut short, garbage lengths, missing NULs, random bytes), each from a
 heap buffer of exactly its size, and rings of them with broken positions and record sizes.
 The same harness built with a bounds check deliberately broken (-DEKP_PLANT_OOB) must be
@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from producer.records import abi
-from tests.support.records import open_record
+from producer.native import NATIVE_TYPES
+from producer.records import abi, catalog, process, tcp
+from tests.support.records import exit_record, fork_record, open_record, tcp_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "producer/native/src"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 ENV = {**os.environ, "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
 ITERATIONS = "400000"
-LIBRARY = ("records.c", "ring.c", "cgroups.c")  # the native sources that need neither Python nor Kafka
+# the native sources that need neither Python nor Kafka: the records (every family's), rings and cgroups
+LIBRARY = (*sorted(p.name for p in SRC.glob("records*.c")), "ring.c", "cgroups.c")
 
 
 def build(out: Path, *defines: str) -> Path:
@@ -45,6 +47,15 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         open_record(comm=b"\xe2\x82", task_flags=abi.TASK_PPID_UNKNOWN, cgroup_id=12345),
         open_record(task_flags=abi.TASK_PARENT_UNKNOWN, start_ns=2**62, boot_ns=2**62, pid=abi.PID_MAX_LIMIT),
         open_record(task_flags=abi.TASK_PROC_UNKNOWN, start_ns=0),
+        exit_record(),
+        exit_record(flags=process.EXIT_SIGNALED, signal=9, filename=b"/" + b"\xff" * 254),
+        exit_record(flags=process.EXIT_START_KNOWN, fork_ns=0, filename=b"", comm=b"\xe2\x82"),
+        fork_record(),
+        fork_record(flags=process.FORK_UNTRACKED, child_start_ns=0, filename=b"x" * 255),
+        tcp_record("tcp_connect"),
+        tcp_record("tcp_accept", family=tcp.AF_INET6, saddr="::ffff:1.2.3.4", daddr="fe80::1"),
+        tcp_record("tcp_close", task_flags=abi.TASK_OWNER_UNKNOWN, comm=b"c" * 16, pid=0),
+        tcp_record("tcp_close", direction=tcp.TCP_INBOUND, family=tcp.AF_INET6, saddr=b"\xff" * 16),
     ]
     for i, raw in enumerate(records):
         (d / f"seed{i}").write_bytes(raw)
@@ -74,6 +85,9 @@ def test_fuzz_finds_nothing(harness: Path, seeds: list[str], seed: str) -> None:
     assert r.returncode == 0 and "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
     encoded = int(r.stdout.split(",")[1].split()[0])
     assert 0 < encoded < int(ITERATIONS)  # both valid and malformed records were made
+    by_type = dict(item.split("=") for item in r.stdout.split("by type:")[1].split())
+    assert set(by_type) == {str(catalog.BY_NAME[t].id) for t in NATIVE_TYPES}  # the seeds cover them
+    assert all(int(n) > 0 for n in by_type.values()), by_type  # of each type
 
 
 def test_a_planted_out_of_bounds_read_is_caught(tmp_path: Path, seeds: list[str]) -> None:

@@ -15,10 +15,10 @@ from producer.ops import preflight
 from producer.ops.metrics import Health, render
 from producer.records import catalog
 
-# What the native plane covers so far: file_open alone, without the shared processes ring or the spool.
-FILE_OPEN_ONLY = {
+# What the native plane covers so far: NATIVE_TYPES, without the shared processes ring or the spool.
+COVERED_ONLY = {
     "events": {
-        **{t: {"enabled": t == "file_open"} for t in catalog.STREAM_TYPES},
+        **{t: {"enabled": t in native.NATIVE_TYPES} for t in catalog.STREAM_TYPES},
         "processes": {"enabled": False},
     },
     "spool": {"enabled": False},
@@ -30,7 +30,7 @@ def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
 
 
 def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
-    assert native.select(cfg("python", FILE_OPEN_ONLY)) == native.Choice("python", "python", "configured")
+    assert native.select(cfg("python", COVERED_ONLY)) == native.Choice("python", "python", "configured")
     choice = native.select(cfg("auto"))  # the defaults: process_exec and friends
     assert choice.active == "python" and "process_exec" in choice.reason and not choice.fallback
 
@@ -38,7 +38,7 @@ def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
 def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for process_exec"):
         cfg("native")
-    events: dict[str, object] = dict(FILE_OPEN_ONLY["events"])  # type: ignore[call-overload]
+    events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
     with pytest.raises(
         ConfigError, match=r"no native reader of the shared processes ring.*processes.enabled"
     ):
@@ -51,7 +51,7 @@ def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None
 
 def test_native_where_it_covers_every_enabled_type() -> None:
     for wanted in ("auto", "native"):
-        choice = native.select(cfg(wanted, FILE_OPEN_ONLY))
+        choice = native.select(cfg(wanted, COVERED_ONLY))
         assert choice.active == "native", choice
         assert "librdkafka" in Path(choice.library).name
 
@@ -61,10 +61,10 @@ def test_an_extension_that_cannot_run_falls_back_or_stops(monkeypatch: pytest.Mo
         raise native.UnavailableError("the extension is not built (test)")
 
     monkeypatch.setattr(native, "probe", broken)
-    choice = native.select(cfg("auto", FILE_OPEN_ONLY))
+    choice = native.select(cfg("auto", COVERED_ONLY))
     assert choice.active == "python" and choice.fallback and "not built" in choice.reason
     with pytest.raises(PackageDataError, match=r"readers.data_plane: native cannot run here: .*not built"):
-        native.select(cfg("native", FILE_OPEN_ONLY))
+        native.select(cfg("native", COVERED_ONLY))
 
 
 def test_one_librdkafka_in_the_process_the_one_confluent_kafka_loaded() -> None:
@@ -79,11 +79,11 @@ def test_one_librdkafka_in_the_process_the_one_confluent_kafka_loaded() -> None:
 
 
 def test_check_says_which_plane_will_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert preflight.check_data_plane(cfg("auto", FILE_OPEN_ONLY)).detail.startswith("native, librdkafka /")
+    assert preflight.check_data_plane(cfg("auto", COVERED_ONLY)).detail.startswith("native, librdkafka /")
     assert preflight.check_data_plane(cfg("auto")).detail.startswith("python (no native encoder yet for")
     monkeypatch.setattr(native, "probe", lambda: (_ for _ in ()).throw(native.UnavailableError("gone")))
     with pytest.raises(PackageDataError):
-        preflight.check_data_plane(cfg("native", FILE_OPEN_ONLY))
+        preflight.check_data_plane(cfg("native", COVERED_ONLY))
 
 
 def test_the_metric_says_which_plane_runs() -> None:

@@ -51,17 +51,47 @@ static int keep_list(struct ekp_encoder *e, PyObject *seq, struct ekp_blob *out,
 	return rc;
 }
 
+/* exactly EKP_TCP_NAMES (value, name) pairs; a family is one inet_ntop formats (records_tcp.c) */
+static int keep_tcp_names(struct ekp_encoder *e, PyObject *seq, struct ekp_named *out, bool families,
+			  const char *what)
+{
+	PyObject *fast = PySequence_Fast(seq, what);
+	if (fast == NULL)
+		return -1;
+	int rc = 0;
+	if (PySequence_Fast_GET_SIZE(fast) != EKP_TCP_NAMES) {
+		PyErr_Format(PyExc_ValueError, "%s: %d entries expected", what, EKP_TCP_NAMES);
+		rc = -1;
+	}
+	for (Py_ssize_t i = 0; rc == 0 && i < EKP_TCP_NAMES; i++) {
+		PyObject *name;
+		unsigned int value;
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "IS", &value, &name) ||
+		    keep_bytes(e, name, &out[i].name) < 0) {
+			rc = -1;
+		} else if (families && value != EKP_AF_INET && value != EKP_AF_INET6) {
+			PyErr_Format(PyExc_ValueError, "%s: %u is neither AF_INET nor AF_INET6", what, value);
+			rc = -1;
+		} else {
+			out[i].value = value;
+		}
+	}
+	Py_DECREF(fast);
+	return rc;
+}
+
 /* (host_boot, boot_tag, pid_max, open_syscalls[2], open_accmode, open_accmode_names[4],
- *  open_flags[(name, value)...], open_creates, open_errors[4096]) */
+ *  open_flags[(name, value)...], open_creates, open_errors[4096], signal_names[65],
+ *  tcp_families[(value, name), 2], tcp_directions[(value, name), 2]) */
 int ekp_py_load_tables(struct ekp_encoder *e, PyObject *t)
 {
-	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors;
+	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors, *signals, *families, *directions;
 	const char *boot_tag;
 	Py_ssize_t boot_tag_len;
 	unsigned int pid_max, accmode;
 	unsigned long long creates;
-	if (!PyArg_ParseTuple(t, "Ss#IOIOOKO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
-			      &accmode, &acc_names, &flags, &creates, &errors))
+	if (!PyArg_ParseTuple(t, "Ss#IOIOOKOOOO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
+			      &accmode, &acc_names, &flags, &creates, &errors, &signals, &families, &directions))
 		return -1;
 	if (accmode != 3) {
 		PyErr_SetString(PyExc_ValueError, "tables: O_ACCMODE must be 3");
@@ -79,7 +109,10 @@ int ekp_py_load_tables(struct ekp_encoder *e, PyObject *t)
 	e->open_creates = creates;
 	if (keep_bytes(e, host_boot, &e->host_boot) < 0 || keep_list(e, syscalls, e->open_syscalls, 2, "open_syscalls") < 0 ||
 	    keep_list(e, acc_names, e->open_accmode_names, 4, "open_accmode_names") < 0 ||
-	    keep_list(e, errors, e->open_errors, EKP_ERRNO_MAX + 1, "open_errors") < 0)
+	    keep_list(e, errors, e->open_errors, EKP_ERRNO_MAX + 1, "open_errors") < 0 ||
+	    keep_list(e, signals, e->signal_names, EKP_SIGNAL_MAX + 1, "signal_names") < 0 ||
+	    keep_tcp_names(e, families, e->tcp_families, true, "tcp_families") < 0 ||
+	    keep_tcp_names(e, directions, e->tcp_directions, false, "tcp_directions") < 0)
 		return -1;
 	PyObject *fast = PySequence_Fast(flags, "open_flags");
 	if (fast == NULL)
@@ -224,23 +257,89 @@ static PyObject *probe(PyObject *mod, PyObject *args)
 	return Py_BuildValue("(sis)", k.version_str(), k.version(), k.path);
 }
 
-#define FIELD(type, member) #member, (int)offsetof(struct type, member), (int)sizeof(((struct type *)0)->member)
+struct field {
+	const char *path;
+	int offset, size;
+};
+
+#define FIELD(s, m) {#m, (int)offsetof(struct s, m), (int)sizeof(((struct s *)0)->m)}
+/* struct ekp_header + struct ekp_task, at the start of every record */
+#define HEAD_TASK(s)                                                                                         \
+	FIELD(s, hdr.boot_ns), FIELD(s, hdr.seq), FIELD(s, hdr.type), FIELD(s, hdr.cpu), FIELD(s, task.cgroup_id), \
+		FIELD(s, task.start_ns), FIELD(s, task.parent_start_ns), FIELD(s, task.pid), FIELD(s, task.tid),   \
+		FIELD(s, task.ppid), FIELD(s, task.uid), FIELD(s, task.gid), FIELD(s, task.flags), FIELD(s, task.comm)
+
+static const struct field FILE_OPEN[] = {
+	HEAD_TASK(ekp_file_open),
+	FIELD(ekp_file_open, open_flags),
+	FIELD(ekp_file_open, mode),
+	FIELD(ekp_file_open, ret),
+	FIELD(ekp_file_open, syscall),
+	FIELD(ekp_file_open, path_size),
+	FIELD(ekp_file_open, flags),
+	FIELD(ekp_file_open, path),
+	{NULL},
+};
+static const struct field PROCESS_EXIT[] = {
+	HEAD_TASK(ekp_process_exit),
+	FIELD(ekp_process_exit, fork_ns),
+	FIELD(ekp_process_exit, exit_code),
+	FIELD(ekp_process_exit, signal),
+	FIELD(ekp_process_exit, flags),
+	FIELD(ekp_process_exit, _pad),
+	FIELD(ekp_process_exit, filename),
+	{NULL},
+};
+static const struct field PROCESS_FORK[] = {
+	HEAD_TASK(ekp_process_fork),
+	FIELD(ekp_process_fork, child_start_ns),
+	FIELD(ekp_process_fork, child_pid),
+	FIELD(ekp_process_fork, flags),
+	FIELD(ekp_process_fork, filename),
+	{NULL},
+};
+static const struct field TCP[] = {
+	HEAD_TASK(ekp_tcp),
+	FIELD(ekp_tcp, established_ns),
+	FIELD(ekp_tcp, family),
+	FIELD(ekp_tcp, sport),
+	FIELD(ekp_tcp, dport),
+	FIELD(ekp_tcp, direction),
+	FIELD(ekp_tcp, _pad),
+	FIELD(ekp_tcp, saddr),
+	FIELD(ekp_tcp, daddr),
+	{NULL},
+};
+/* the C structs of producer/native/tables.py MIRRORS */
+static const struct {
+	const char *name;
+	const struct field *fields;
+} LAYOUTS[] = {
+	{"ekp_file_open", FILE_OPEN},
+	{"ekp_process_exit", PROCESS_EXIT},
+	{"ekp_process_fork", PROCESS_FORK},
+	{"ekp_tcp", TCP},
+};
 
 static PyObject *layout(PyObject *mod, PyObject *unused)
 {
 	(void)mod;
 	(void)unused;
 	/* the C field paths of producer/records/'s mirror, as this build's compiler lays them out */
-	return Py_BuildValue(
-		"{s{s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)s(ii)}}",
-		"ekp_file_open", FIELD(ekp_file_open, hdr.boot_ns), FIELD(ekp_file_open, hdr.seq),
-		FIELD(ekp_file_open, hdr.type), FIELD(ekp_file_open, hdr.cpu), FIELD(ekp_file_open, task.cgroup_id),
-		FIELD(ekp_file_open, task.start_ns), FIELD(ekp_file_open, task.parent_start_ns),
-		FIELD(ekp_file_open, task.pid), FIELD(ekp_file_open, task.tid), FIELD(ekp_file_open, task.ppid),
-		FIELD(ekp_file_open, task.uid), FIELD(ekp_file_open, task.gid), FIELD(ekp_file_open, task.flags),
-		FIELD(ekp_file_open, task.comm), FIELD(ekp_file_open, open_flags), FIELD(ekp_file_open, mode),
-		FIELD(ekp_file_open, ret), FIELD(ekp_file_open, syscall), FIELD(ekp_file_open, path_size),
-		FIELD(ekp_file_open, flags), FIELD(ekp_file_open, path));
+	PyObject *out = PyDict_New();
+	for (size_t i = 0; out != NULL && i < sizeof(LAYOUTS) / sizeof(LAYOUTS[0]); i++) {
+		PyObject *fields = PyDict_New();
+		int rc = fields == NULL ? -1 : PyDict_SetItemString(out, LAYOUTS[i].name, fields);
+		for (const struct field *f = LAYOUTS[i].fields; rc == 0 && f->path != NULL; f++) {
+			PyObject *at = Py_BuildValue("(ii)", f->offset, f->size);
+			rc = at == NULL ? -1 : PyDict_SetItemString(fields, f->path, at);
+			Py_XDECREF(at);
+		}
+		Py_XDECREF(fields);
+		if (rc < 0)
+			Py_CLEAR(out);
+	}
+	return out;
 }
 
 static PyMethodDef module_methods[] = {

@@ -11,8 +11,10 @@
  * record.
  *
  * Adding an event type: its fields in struct ekp_decoded's union, a decode and an
- * encode function, a row in TYPES. Adding a common field (struct ekp_task):
- * struct ekp_common, decode_common, encode_common or encode_tail.
+ * encode function with its struct ekp_type in its family's records_<family>.c, that
+ * struct in TYPES (records.c, declared in family.h), its tables (if any) in struct
+ * ekp_encoder. Adding a common field (struct ekp_task): struct ekp_common,
+ * ekp_decode_common, ekp_encode_common or ekp_encode_tail (records.c).
  */
 #ifndef EKP_RECORDS_H
 #define EKP_RECORDS_H
@@ -42,6 +44,15 @@ enum ekp_status {
 #define EKP_F_ESCAPED 1U        /* a string had bytes that are not UTF-8: counted as escaped */
 #define EKP_F_K8S_UNRESOLVED 2U /* its pod is not known yet (k8s null): counted as k8s_unresolved */
 #define EKP_ERRNO_MAX 4095
+#define EKP_SIGNAL_MAX 64 /* process.EXIT_SIGNAL_MAX: a process_exit's signal is 1..64 */
+#define EKP_TCP_NAMES 2    /* tcp.FAMILIES, tcp.DIRECTIONS: two of each */
+#define EKP_ADDR_TEXT 46   /* INET6_ADDRSTRLEN: the longest inet_ntop text, NUL included */
+
+/* A value of a record's field and its name, encoded. */
+struct ekp_named {
+	uint32_t value;
+	struct ekp_blob name;
+};
 
 /* What every record of a reader shares, set once from Python (producer/native/tables.py). */
 struct ekp_encoder {
@@ -60,6 +71,10 @@ struct ekp_encoder {
 	size_t n_open_flags;
 	uint64_t open_creates;                       /* flags that make `mode` meaningful */
 	struct ekp_blob open_errors[EKP_ERRNO_MAX + 1]; /* encoded ["null","string"] by errno */
+	/* process_exit */
+	struct ekp_blob signal_names[EKP_SIGNAL_MAX + 1]; /* encoded ["null","string"] by signal */
+	/* tcp_*: the values a record may carry, with their names (encoded strings) */
+	struct ekp_named tcp_families[EKP_TCP_NAMES], tcp_directions[EKP_TCP_NAMES];
 	struct ekp_cgroups cgroups;                  /* cgroup id -> its encoded fields */
 	void **owned; /* copies of the tables' bytes, freed with the encoder */
 	size_t n_owned, cap_owned;
@@ -70,6 +85,7 @@ struct ekp_common {
 	uint64_t boot_ns, seq, cgroup_id;
 	uint64_t start_ns, parent_start_ns; /* the identity (records/identity.py), when known */
 	uint32_t cpu, pid, tid, ppid, uid, gid;
+	bool owner_known; /* tcp_* only may lack it: then no process field is known */
 	bool ppid_known, start_known, parent_start_known;
 	uint8_t comm[EKP_COMM_LEN];
 	size_t comm_len;
@@ -86,17 +102,45 @@ struct ekp_file_open_rec {
 	size_t path_len;
 };
 
+struct ekp_process_exit_rec {
+	uint64_t fork_ns;
+	int32_t exit_code;
+	uint32_t signal;
+	bool code_known, signaled, start_known;
+	bool filename_escaped;
+	const uint8_t *filename; /* inside the raw record; "" (not known) is null */
+	size_t filename_len;
+};
+
+struct ekp_process_fork_rec {
+	uint64_t child_start_ns;
+	uint32_t child_pid;
+	bool child_known; /* the child is in the process table: it has an identity */
+};
+
+struct ekp_tcp_rec {
+	uint64_t established_ns;
+	uint16_t sport, dport;
+	bool closing; /* tcp_close: with direction and lifetime */
+	struct ekp_blob family, direction; /* their names, from the tables */
+	char saddr[EKP_ADDR_TEXT], daddr[EKP_ADDR_TEXT]; /* as inet_ntop writes them */
+};
+
 struct ekp_decoded {
 	struct ekp_common c;
 	union {
 		struct ekp_file_open_rec open;
+		struct ekp_process_exit_rec exit;
+		struct ekp_process_fork_rec fork;
+		struct ekp_tcp_rec tcp;
 	} u;
 };
 
 struct ekp_type {
 	const char *name;
 	uint32_t type_id;
-	int (*decode)(const struct ekp_encoder *e, const uint8_t *raw, size_t len, uint32_t cpu,
+	/* type_id: the ring's, which the record's header must say (a family may have several types) */
+	int (*decode)(const struct ekp_encoder *e, uint32_t type_id, const uint8_t *raw, size_t len, uint32_t cpu,
 		      struct ekp_decoded *d);
 	/* Returns whether a string was escaped. */
 	bool (*encode)(const struct ekp_encoder *e, const struct ekp_decoded *d, const struct ekp_cgroup *cg,
