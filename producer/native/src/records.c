@@ -136,6 +136,7 @@ static size_t format_id(char *id, const char *tag, uint64_t start_ns, uint32_t p
 	return n;
 }
 
+/* avro.opt_id: identity.process_id "<boot>-<start as hex>-<pid>" as an optional string */
 void ekp_encode_id(const struct ekp_encoder *e, bool known, uint64_t start_ns, uint32_t pid, struct ekp_out *o)
 {
 	char id[EKP_BOOT_TAG_MAX + 40];
