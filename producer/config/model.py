@@ -133,9 +133,8 @@ class ReadersConfig(Section):
     restart_backoff_max_s: float = Field(30.0, gt=0, description="the wait doubles up to this")
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
-        description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers "
-        "the config (so far: process_exit, process_fork, file_open and tcp_*, with events.processes and the "
-        "spool off), else python",
+        description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers the "
+        "config (so far: process_exit, process_fork, file_open and tcp_*, with the spool off), else python",
     )
 
     @model_validator(mode="after")

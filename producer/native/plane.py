@@ -9,6 +9,11 @@ drains, flushes, purges and closes the books exactly as reader/process.py does.
 A signal reaches the engine through Python's wakeup fd: the C-level handler writes a byte
 into a pipe the engine polls, so a stop is seen at once even while the engine waits. The engine
 releases the GIL while it works, so the reader's Kubernetes resolver thread runs meanwhile.
+
+The shared rings (the processes stream: one BPF ring buffer for all CPUs, read by reader 0) are read
+here with the Python path's handler and a producer of their own: the engine waits on their fds too
+and returns when one is readable. Their records are one per exec, fork and exit of the node, not per
+event, so they do not need the engine's speed; the engine's own records never wait for them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import structlog
 
 from ..kafka.client import LibrdkafkaLog, librdkafka_module
 from ..kafka.framing import framing
+from ..kafka.sink import Sink
+from ..kernel.ringbuf import RingPoller
 from ..records import catalog
 from . import fields, tables
 
@@ -39,8 +46,6 @@ class NativePlane:
     def __init__(self, reader: Reader) -> None:
         from . import _dataplane as dp
 
-        if reader.shared:
-            raise ValueError("the native data plane does not read shared rings (processes) yet")
         self.dp = dp
         self.r = reader
         cfg = reader.cfg
@@ -79,6 +84,16 @@ class NativePlane:
                 [(k, v) for k, v in frame.headers if isinstance(v, bytes)],  # framing makes bytes only
             )
         self.engine.set_clock(reader.state.boot_to_wall_ns)
+        # the shared rings, on the Python path's handler and a producer of their own (-shared)
+        self.sink: Sink | None = None
+        self.shared: list[RingPoller] = []
+        if reader.shared:
+            self.sink, spooling = reader.open_sink("-shared")
+            if spooling is not None:  # producer/native:gaps keeps the spool on the Python plane
+                raise ValueError("the native data plane does not spool yet")
+            self.shared = reader.map_shared()
+            for shared in reader.shared:
+                self.engine.watch(shared.fd)
 
     def run(self) -> int:
         from ..reader.process import EXIT_PRODUCER_FATAL, boot_to_wall_ns
@@ -94,6 +109,9 @@ class NativePlane:
                 return EXIT_PRODUCER_FATAL
             if status == self.dp.RUN_MISS:
                 self._resolve_cgroup()
+            if self._serve_shared():
+                log.error("reader_producer_fatal", reader=r.index, error=self.sink.fatal if self.sink else "")
+                return EXIT_PRODUCER_FATAL
             self._forward_logs()
             if time.monotonic() >= next_clock:
                 self.engine.set_clock(boot_to_wall_ns())
@@ -109,9 +127,20 @@ class NativePlane:
         )
         self.engine.set_cgroup(cgroup_id, f.container, f.k8s, int(f.ttl_s * 1e9), f.unresolved)
 
+    def _serve_shared(self) -> bool:
+        """Take what the shared rings hold, serve their producer's reports; whether it failed fatally."""
+        for ring in self.shared:
+            ring.consume()
+        if self.sink is None:
+            return False
+        self.sink.poll(0)
+        return bool(self.sink.fatal)
+
     def _consume(self) -> int:
-        """Drain every ring now; returns the records handled."""
-        total = 0
+        """Drain every ring now (the shared ones too); returns the records handled."""
+        before = self.r.state.handled
+        self._serve_shared()
+        total = self.r.state.handled - before
         while True:
             handled, paused = self.engine.consume()
             total += handled
@@ -129,12 +158,17 @@ class NativePlane:
         t0 = time.monotonic()
         give_up = t0 + r.cfg.shutdown.timeout_s * 0.5
         self.engine.give_up_at(_ns(give_up))  # from then on a full queue costs a record no wait
+        r.give_up_queue_at(give_up)
         while self._consume() and time.monotonic() < give_up:
             pass
         drained = time.monotonic()
         if r.pods is not None:
             r.pods.stop()
-        unresolved = self.engine.close(_ns(t0 + max(1.0, r.cfg.shutdown.timeout_s - 2.0)))
+        flush_until = t0 + max(1.0, r.cfg.shutdown.timeout_s - 2.0)
+        # One deadline for both producers, flushed one after the other: the shared rings' first, as it
+        # holds few messages (one per exec, fork and exit), so it rarely takes from the engine's time.
+        unresolved = self.sink.close(flush_until) if self.sink is not None else 0
+        unresolved += self.engine.close(_ns(flush_until))
         self._forward_logs()
         return r.stopped(t0, drained, unresolved, data_plane="native", corrupt=self.engine.stats()["corrupt"])
 

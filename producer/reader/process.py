@@ -173,25 +173,9 @@ class Reader:
             from ..native import plane
 
             return plane.run(self)
-        sink = Sink(
-            self.cfg.kafka,
-            f"ebpf-producer-{self.ctx.host}-r{self.index}",
-            lambda: time.monotonic() >= self._give_up_queue_at,
-            spool=self.cfg.spool.enabled,
-        )
-        outlet = self.outlet = open_outlet(
-            self.cfg,
-            sink,
-            self.arena,
-            reader=self.index,
-            run_id=self.run_id,
-            host=self.host,
-            boot_id=self.boot_id,
-            blocks=self.blocks,
-        )
-        spooling = outlet if isinstance(outlet, SpoolOutlet) else None
+        sink, spooling = self.open_sink()
         poller = self.perf.map_in_reader(self.rings, self.sample_handler, self.lost_handler)
-        shared = [RingPoller(ring, self.shared_handler(ring)) for ring in self.shared]
+        shared = self.map_shared()
         # Block in the perf rings' poll when there are any, else in a shared ring's (never spin).
         wait = poller.poll if self.rings else shared[0].poll if shared else _sleep_ms
         log.info(
@@ -229,13 +213,42 @@ class Reader:
                 next_clock = now + 1.0
         return self._shutdown(poller, shared, sink, spooling)
 
+    def open_sink(self, name: str = "") -> tuple[Sink, SpoolOutlet | None]:
+        """The reader's producer, and its way to Kafka (self.outlet): the spool over it, when there is one.
+        `name`: a suffix of its client id (the native plane's second producer, for the shared rings)."""
+        sink = Sink(
+            self.cfg.kafka,
+            f"ebpf-producer-{self.ctx.host}-r{self.index}{name}",
+            lambda: time.monotonic() >= self._give_up_queue_at,
+            spool=self.cfg.spool.enabled,
+        )
+        outlet = self.outlet = open_outlet(
+            self.cfg,
+            sink,
+            self.arena,
+            reader=self.index,
+            run_id=self.run_id,
+            host=self.host,
+            boot_id=self.boot_id,
+            blocks=self.blocks,
+        )
+        return sink, outlet if isinstance(outlet, SpoolOutlet) else None
+
+    def map_shared(self) -> list[RingPoller]:
+        """The shared rings this reader reads (reader 0: all of them), each with the Python handler."""
+        return [RingPoller(ring, self.shared_handler(ring)) for ring in self.shared]
+
+    def give_up_queue_at(self, monotonic_s: float) -> None:
+        """From then on a full producer queue costs a record no wait (the shutdown's budget)."""
+        self._give_up_queue_at = monotonic_s
+
     def _shutdown(
         self, poller: Poller, shared: Sequence[RingPoller], sink: Sink, spooling: SpoolOutlet | None
     ) -> int:
         """Drain the rings (the programs are detached by now), flush, purge, close the books."""
         t0 = time.monotonic()
         timeout = self.cfg.shutdown.timeout_s
-        self._give_up_queue_at = t0 + timeout * 0.5
+        self.give_up_queue_at(t0 + timeout * 0.5)
         if self.arena.words[self.arena.run_word(RUN_STATE)] != DETACHED:  # the supervisor died
             self._await_detach(timeout * 0.25)
         while True:

@@ -27,10 +27,10 @@ OPENS = 20_000
 
 
 def native_file_open(tmp_path: Path) -> dict[str, Any]:
-    """Only file_open, in this test's directory, on the native plane (required: no fallback)."""
-    events: dict[str, Any] = {t: {"enabled": False} for t in catalog.STREAM_TYPES}
+    """file_open in this test's directory and the processes stream, on the native plane (required: no
+    fallback)."""
+    events: dict[str, Any] = {t: {"enabled": False} for t in catalog.STREAM_TYPES if t != "processes"}
     events["file_open"] = {"enabled": True, "path_prefixes": {"allow": [f"{tmp_path}/"]}}
-    events["processes"] = {"enabled": False}  # the shared ring has no native reader yet
     return {"readers": {"data_plane": "native"}, "events": events, "spool": {"enabled": False}}
 
 
@@ -78,4 +78,9 @@ def test_steady_file_opens_through_the_native_plane(collector: CollectorRunner, 
     (only,) = ids
     assert only.startswith(boot_tag(boot_id) + "-") and only.endswith(f"-{pid}")
     assert first["parent_process_id"] is not None and first["parent_process_id"].endswith(f"-{os.getpid()}")
+    # the processes stream, read beside the engine by reader 0: the opener's image, its exec and its exit
+    procs = consume(collector.broker.bootstrap, f"{collector.prefix}.processes")
+    kinds = {m.value["kind"] for m in procs if m.value["process_id"] == only}
+    assert {"exec", "exit"} <= kinds, (kinds, [m.value for m in procs if m.value["pid"] == pid])
+    assert_identity(report, "processes")
     assert first["k8s"] is None

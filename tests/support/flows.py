@@ -2,8 +2,8 @@
 
 - exec-python: process_exec from tests/load/execload.c, the default event types, the Python data plane;
 - file_open-native: file_open from bench/openload.c (open/close of one file under a directory of the
-  test's own, the only path the kernel lets through), that type alone, on the native data plane, with
-  what it does not cover yet switched off (the shared processes ring and the spool: producer/native gaps).
+  test's own, the only path the kernel lets through), that type with the processes stream (the shared ring
+  reader 0 reads beside the engine), on the native data plane, with the spool off (producer/native gaps).
 
 A scenario asks its flow for the config to merge, the load to run, and a lone marked event.
 """
@@ -34,8 +34,6 @@ class Flow:
     plane = ""
     # how many of these events fill a perf ring as one process_exec record does (theirs are smaller)
     scale = 1
-    # whether the shared processes ring runs (its row is in the report, read by reader 0)
-    processes = True
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = config or {}
@@ -99,7 +97,6 @@ class ExecFlow(Flow):
 class OpenFlow(Flow):
     name, event_type, plane = "file_open-native", "file_open", "native"
     scale = 10
-    processes = False
     # opens a second at rate 0 (as fast as it goes): a little above what the traced load reaches here
     MAX_RATE = 150_000
 
@@ -113,9 +110,8 @@ class OpenFlow(Flow):
         subprocess.run(
             ["gcc", "-O2", "-Wall", "-o", str(self.load), str(ROOT / "bench/openload.c")], check=True
         )
-        events: dict[str, Any] = {t: {"enabled": False} for t in STREAM_TYPES}
+        events: dict[str, Any] = {t: {"enabled": False} for t in STREAM_TYPES if t != "processes"}
         events["file_open"] = {"enabled": True, "path_prefixes": {"allow": [f"{self.dir}/"]}}
-        events["processes"] = {"enabled": False}
         super().__init__({"events": events, "spool": {"enabled": False}})
 
     def _cmd(self, rate: int, seconds: float, cpu: int | None) -> list[str]:

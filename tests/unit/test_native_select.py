@@ -15,12 +15,10 @@ from producer.ops import preflight
 from producer.ops.metrics import Health, render
 from producer.records import catalog
 
-# What the native plane covers so far: NATIVE_TYPES, without the shared processes ring or the spool.
+# What the native plane covers so far: NATIVE_TYPES (and the processes stream, on by default), without
+# the spool.
 COVERED_ONLY = {
-    "events": {
-        **{t: {"enabled": t in native.NATIVE_TYPES} for t in catalog.STREAM_TYPES},
-        "processes": {"enabled": False},
-    },
+    "events": {t: {"enabled": t in native.NATIVE_TYPES or t == "processes"} for t in catalog.STREAM_TYPES},
     "spool": {"enabled": False},
 }
 
@@ -39,10 +37,6 @@ def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None
     with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for process_exec"):
         cfg("native")
     events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
-    with pytest.raises(
-        ConfigError, match=r"no native reader of the shared processes ring.*processes.enabled"
-    ):
-        cfg("native", {"events": {**events, "processes": {"enabled": True}}, "spool": {"enabled": False}})
     with pytest.raises(ConfigError, match=r"no native spool yet \(spool.enabled: false\)"):
         cfg("native", {"events": events})
     choice = native.select(cfg("auto", {"events": events}))

@@ -146,7 +146,7 @@ int ekp_engine_run(struct ekp_engine *e, int timeout_ms)
 		uint64_t until = deadline < e->next_drain_ns ? deadline : e->next_drain_ns;
 		/* a drain (or a wait on a full queue) can outlast max_latency_ms: then the next one is due now */
 		uint64_t wait_ns = until > now ? until - now : 0;
-		int n = poll(e->pfds, e->n_rings + 1, (int)((wait_ns + 999999) / 1000000));
+		int n = poll(e->pfds, e->n_rings + 1 + e->n_watch, (int)((wait_ns + 999999) / 1000000));
 		if (n < 0)
 			return EKP_RUN_SIGNAL; /* EINTR: a signal for Python's handler */
 		for (size_t i = 0; i < e->n_rings; i++) {
@@ -162,7 +162,32 @@ int ekp_engine_run(struct ekp_engine *e, int timeout_ms)
 			drain_fd(e->wakeup_fd);
 			return EKP_RUN_SIGNAL;
 		}
+		for (size_t i = 0; i < e->n_watch; i++) {
+			struct pollfd *p = &e->pfds[e->n_rings + 1 + i];
+			if (p->revents & (POLLERR | POLLHUP | POLLNVAL))
+				p->fd = -1; /* as a ring's: Python still reads it after every return */
+			else if (p->revents)
+				return EKP_RUN_WATCH;
+		}
 	}
+}
+
+void ekp_engine_place_tail(struct ekp_engine *e)
+{
+	e->pfds[e->n_rings] = (struct pollfd){e->wakeup_fd, POLLIN, 0};
+	for (size_t i = 0; i < e->n_watch; i++)
+		e->pfds[e->n_rings + 1 + i] = (struct pollfd){e->watch_fds[i], POLLIN, 0};
+}
+
+int ekp_engine_watch(struct ekp_engine *e, int fd, char *errbuf, size_t errlen)
+{
+	if (fd < 0 || e->n_watch == EKP_WATCH_MAX) {
+		snprintf(errbuf, errlen, fd < 0 ? "watch: a negative fd" : "watch: at most %d fds", EKP_WATCH_MAX);
+		return -1;
+	}
+	e->watch_fds[e->n_watch++] = fd;
+	ekp_engine_place_tail(e);
+	return 0;
 }
 
 /* ---- set-up -------------------------------------------------------------------------------------- */
@@ -187,7 +212,7 @@ int ekp_engine_add_ring(struct ekp_engine *e, const struct ekp_ring_spec *s, cha
 		return -1;
 	}
 	struct ekp_ring_ctx **rings = realloc(e->rings, (e->n_rings + 1) * sizeof(*rings));
-	struct pollfd *pfds = rings ? realloc(e->pfds, (e->n_rings + 2) * sizeof(*pfds)) : NULL;
+	struct pollfd *pfds = rings ? realloc(e->pfds, (e->n_rings + 2 + EKP_WATCH_MAX) * sizeof(*pfds)) : NULL;
 	struct ekp_ring_ctx *rc = pfds ? calloc(1, sizeof(*rc)) : NULL;
 	if (rings)
 		e->rings = rings;
@@ -232,6 +257,6 @@ int ekp_engine_add_ring(struct ekp_engine *e, const struct ekp_ring_spec *s, cha
 	e->rings[e->n_rings] = rc;
 	e->pfds[e->n_rings] = (struct pollfd){s->fd, POLLIN, 0};
 	e->n_rings++;
-	e->pfds[e->n_rings] = (struct pollfd){e->wakeup_fd, POLLIN, 0};
+	ekp_engine_place_tail(e);
 	return 0;
 }

@@ -21,11 +21,20 @@
 #include "records.h"
 #include "ring.h"
 
-enum ekp_run_status { EKP_RUN_TIMEOUT = 0, EKP_RUN_SIGNAL = 1, EKP_RUN_MISS = 2, EKP_RUN_FATAL = 3 };
+/* What ekp_engine_run returns for: EKP_RUN_WATCH, a watched fd is readable (a shared ring Python reads). */
+enum ekp_run_status {
+	EKP_RUN_TIMEOUT = 0,
+	EKP_RUN_SIGNAL = 1,
+	EKP_RUN_MISS = 2,
+	EKP_RUN_FATAL = 3,
+	EKP_RUN_WATCH = 4,
+};
 
 #define EKP_DELIVERY_CODES_MAX 32
 #define EKP_HEADERS_MAX 8
 #define EKP_LOG_LINES 32
+/* fds the engine waits on for Python: the shared rings reader 0 reads with the Python handler */
+#define EKP_WATCH_MAX 4
 /* header lists kept per ring: the messages in flight in a steady stream (linger.ms + a round trip at
  * ~100k/s is a few thousand); what an outage leaves beyond this goes back to the heap */
 #define EKP_HEADER_POOL_MAX 8192
@@ -75,8 +84,10 @@ struct ekp_engine {
 	struct ekp_reasons reasons;
 	struct ekp_ring_ctx **rings; /* each at a fixed address: it is the opaque of its messages */
 	size_t n_rings;
-	struct pollfd *pfds; /* one per ring, then the signal wakeup fd */
+	struct pollfd *pfds; /* one per ring, then the signal wakeup fd, then the watched fds */
 	int wakeup_fd;
+	int watch_fds[EKP_WATCH_MAX];
+	size_t n_watch;
 	uint8_t key[256];
 	size_t key_len;
 	uint64_t max_block_ns, latency_ns, next_drain_ns, give_up_at_ns, now_ns;
@@ -111,6 +122,10 @@ struct ekp_ring_spec {
 int ekp_engine_add_ring(struct ekp_engine *e, const struct ekp_ring_spec *s, char *errbuf, size_t errlen);
 /* Produce one framed record (producer.c): the reason slot to count, relative to the ring's block. */
 uint64_t ekp_produce(struct ekp_ring_ctx *rc, const uint8_t *value, size_t len);
+/* Also wait on fd, returning EKP_RUN_WATCH when it is readable. Returns 0, or -1 with errbuf set. */
+int ekp_engine_watch(struct ekp_engine *e, int fd, char *errbuf, size_t errlen);
+/* The pollfd slots after the rings: the wakeup fd, then the watched fds (pfds has room for them). */
+void ekp_engine_place_tail(struct ekp_engine *e);
 int ekp_engine_run(struct ekp_engine *e, int timeout_ms);
 /* Drain every ring now. Returns records handled; *paused when it stopped at an unknown cgroup. */
 long ekp_engine_consume(struct ekp_engine *e, bool *paused);

@@ -372,6 +372,7 @@ PyMODINIT_FUNC PyInit__dataplane(void)
 	    PyModule_AddIntConstant(m, "RUN_SIGNAL", EKP_RUN_SIGNAL) < 0 ||
 	    PyModule_AddIntConstant(m, "RUN_MISS", EKP_RUN_MISS) < 0 ||
 	    PyModule_AddIntConstant(m, "RUN_FATAL", EKP_RUN_FATAL) < 0 ||
+	    PyModule_AddIntConstant(m, "RUN_WATCH", EKP_RUN_WATCH) < 0 ||
 	    PyModule_AddIntConstant(m, "EVENT_TYPES_MAX", EKP_EVENT_TYPES) < 0) {
 		Py_DECREF(m);
 		return NULL;

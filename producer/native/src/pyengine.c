@@ -115,7 +115,7 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
 	e->max_block_ns = max_block_ms * 1000000ULL;
 	e->latency_ns = latency_ms * 1000000ULL;
 	e->next_drain_ns = ekp_now_ns() + e->latency_ns;
-	e->pfds = calloc(1, sizeof(*e->pfds));
+	e->pfds = calloc(1 + EKP_WATCH_MAX, sizeof(*e->pfds));
 	if (e->pfds == NULL) {
 		PyErr_NoMemory();
 		goto out;
@@ -208,6 +208,21 @@ static PyObject *Engine_add_ring(EngineObject *self, PyObject *args)
 	PyBuffer_Release(&frame);
 	if (!ok)
 		return NULL;
+	Py_RETURN_NONE;
+}
+
+/* watch(fd): run() also returns RUN_WATCH when fd is readable */
+static PyObject *Engine_watch(EngineObject *self, PyObject *args)
+{
+	struct ekp_engine *e = ready(self);
+	int fd;
+	char err[128];
+	if (e == NULL || !PyArg_ParseTuple(args, "i", &fd))
+		return NULL;
+	if (ekp_engine_watch(e, fd, err, sizeof(err)) < 0) {
+		PyErr_SetString(PyExc_ValueError, err);
+		return NULL;
+	}
 	Py_RETURN_NONE;
 }
 
@@ -308,6 +323,7 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused)
 
 static PyMethodDef Engine_methods[] = {
 	{"add_ring", (PyCFunction)Engine_add_ring, METH_VARARGS, "map one perf ring and produce its records"},
+	{"watch", (PyCFunction)Engine_watch, METH_VARARGS, "watch(fd): run() returns RUN_WATCH when fd is readable"},
 	{"run", (PyCFunction)Engine_run, METH_VARARGS, "run(ms) -> RUN_*: work until there is something for Python"},
 	{"consume", (PyCFunction)Engine_consume, METH_NOARGS, "drain every ring now -> (records handled, paused at an unknown cgroup)"},
 	{"close", (PyCFunction)Engine_close, METH_VARARGS, "close(deadline_ns) -> messages still unresolved"},
