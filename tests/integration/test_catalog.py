@@ -2,7 +2,8 @@
 field values asserted on what a consumer reads back from Kafka.
 
 The run enables every event type (file_open limited to this test's directory by a path prefix,
-syscall_counts on a 1 s interval) and denies one comm, so the filter can be seen at work.
+syscall_counts on a 1 s interval) and denies one comm, so the filter can be seen at work. It runs once
+per data plane: Python, and native (every stream type in C, the processes ring beside it).
 """
 
 from __future__ import annotations
@@ -115,8 +116,15 @@ def _workload(tmp: Path) -> Workload:
     return w
 
 
-@pytest.fixture(scope="module")
-def run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+# Every test runs on both data planes: the native one has no spool yet (producer/native: gaps).
+PLANES = {"python": {}, "native": {"spool": {"enabled": False}}}
+
+
+@pytest.fixture(scope="module", params=sorted(PLANES))
+def run(
+    broker: Broker, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Run]:
+    plane = request.param
     tmp = tmp_path_factory.mktemp("catalog")
     prefix = f"t{uuid.uuid4().hex[:12]}"
     c = CollectorRunner(broker=broker, prefix=prefix, workdir=tmp)
@@ -127,8 +135,11 @@ def run(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                 "syscall_counts": {"enabled": True, "interval_s": 1},
             },
             "filters": {"comm": {"deny": [DENIED_COMM]}},
+            "readers": {"data_plane": plane},
+            **PLANES[plane],
         }
     )
+    assert c.log_events("data_plane")[0]["active"] == plane
     work = Workload(tmp, "")
     try:
         work = _workload(tmp)

@@ -274,14 +274,15 @@ def test_each_reader_reads_only_its_own_cpus(collector: CollectorRunner, flow: F
         by_reader.setdefault(int(m.headers["reader"]), set()).add(m.value["cpu"])
     assert by_reader == {0: {0}, 1: {1}}
     assert all(flow.counter(report, "seen", cpu=c) >= 2500 for c in (0, 1))
-    # the per-CPU rows; cpu -1 is the process table's one shared ring (and /proc's seed), read by reader 0
-    assert {r["cpu"]: r["reader"] for r in report["counters"] if r["cpu"] >= 0} == {0: 0, 1: 1}
-    assert {r["event_type"] for r in report["counters"] if r["cpu"] < 0} == (
-        {"processes"} if flow.processes else set()
-    )
+    # the flow's per-CPU rows, each read by its CPU's reader; the process table's shared ring (its rows per
+    # CPU and cpu -1, /proc's seed) by reader 0
+    mine = {(r["cpu"], r["reader"]) for r in report["counters"] if r["event_type"] == flow.event_type}
+    assert mine == {(0, 0), (1, 1)}, mine
+    assert {r["reader"] for r in report["counters"] if r["event_type"] == "processes"} == {0}
+    assert {r["event_type"] for r in report["counters"] if r["cpu"] < 0} == {"processes"}
 
 
-def test_a_lone_event_is_not_held_back_by_wakeup_batching(collector: CollectorRunner) -> None:
+def test_a_lone_event_is_not_held_back_by_wakeup_batching(collector: CollectorRunner, flow: Flow) -> None:
     flow.start_collector(collector, {"readers": {"wakeup_events": 64, "max_latency_ms": 100}})
     marker = uuid.uuid4().hex
     t0 = time.monotonic()
