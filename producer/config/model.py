@@ -134,7 +134,7 @@ class ReadersConfig(Section):
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
         description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers "
-        "the config (so far: process_exit, process_fork, file_open and tcp_*, with events.processes and the "
+        "the config (every per-CPU stream type, with events.processes, events.process_exec.ancestors and the "
         "spool off), else python",
     )
 
