@@ -134,7 +134,7 @@ class ReadersConfig(Section):
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
         description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers the "
-        "config (so far: process_exit, process_fork, file_open and tcp_*, with the spool off), else python",
+        "config (every stream type; not yet the spool or events.process_exec.ancestors), else python",
     )
 
     @model_validator(mode="after")

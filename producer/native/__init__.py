@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import Config
 
-# Event types with a native encoder (TYPES in src/records.c, each family's in src/records_<family>.c);
-# tests/unit/test_native_encode.py holds each one byte for byte equal to the type's fast encoder
-# (producer/records/), tests/unit/test_native_sanitizers.py fuzzes each under the sanitizers.
+# Event types with a native encoder (TYPES in src/records.c, each family's in src/records_<family>.c):
+# every stream type of the per-CPU perf rings (process_exec without inline ancestors: gaps). The
+# processes stream, a BPF ring buffer shared by every CPU, is read beside the engine in Python (plane.py). tests/unit/test_native_encode.py holds each
+# one byte for byte equal to the type's fast encoder (producer/records/), tests/unit/test_native_sanitizers.py
+# fuzzes each under the sanitizers.
 NATIVE_TYPES = frozenset(
-    {"process_exit", "process_fork", "file_open", "tcp_connect", "tcp_accept", "tcp_close"}
+    {"process_exec", "process_exit", "process_fork", "file_open", "tcp_connect", "tcp_accept", "tcp_close"}
 )
 
 NATIVE = "native"
@@ -60,6 +62,9 @@ def gaps(cfg: Config) -> list[str]:
     ]
     if uncovered:
         missing.append(f"no native encoder yet for {', '.join(uncovered)} (events.<type>.enabled: false)")
+    # an exec's ancestors are read from the kernel's process table per record, in Python
+    if "process_exec" in cfg.events.streams() and cfg.events.get("process_exec").ancestors > 0:
+        missing.append("no native inline ancestors yet (events.process_exec.ancestors: 0)")
     if cfg.spool.enabled:
         missing.append("no native spool yet (spool.enabled: false)")
     return missing

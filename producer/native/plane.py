@@ -30,6 +30,7 @@ from ..kafka.framing import framing
 from ..kafka.sink import Sink
 from ..kernel.ringbuf import RingPoller
 from ..records import catalog
+from ..records.process_exec import ExecOptions
 from . import fields, tables
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ class NativePlane:
         client_id = f"ebpf-producer-{reader.ctx.host}-r{reader.index}"
         reasons, codes = tables.ledger_reasons()
         self.engine = dp.Engine(
-            tables=tables.encoder_tables(reader.ctx.host, reader.ctx.boot_id),
+            tables=tables.encoder_tables(
+                reader.ctx.host, reader.ctx.boot_id, reader.ctx.option("process_exec", ExecOptions)
+            ),
             words=reader.arena.words,
             reasons=reasons,
             codes=codes,

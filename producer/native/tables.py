@@ -15,7 +15,7 @@ from typing import Any
 from ..config import KafkaConfig
 from ..kafka.client import client_config
 from ..ledger import arena
-from ..records import abi, file_open, process, tcp
+from ..records import abi, file_open, process, process_exec, tcp
 from ..records.avro import opt_string, string_
 from ..records.identity import boot_tag
 
@@ -23,6 +23,7 @@ from ..records.identity import boot_tag
 ERRNO_MAX = 4095
 # C struct -> the mirror in producer/records/ that the C build must agree with
 MIRRORS = {
+    "ekp_process_exec": process_exec.EXEC,
     "ekp_file_open": file_open.FILE_OPEN,
     "ekp_process_exit": process.EXIT,
     "ekp_process_fork": process.FORK,
@@ -30,8 +31,12 @@ MIRRORS = {
 }
 
 
-def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
-    """The encoder's constants: host and boot id, the kernel's limits, the names of file_open, exit, tcp."""
+def encoder_tables(host: str, boot_id: str, exec_opts: process_exec.ExecOptions) -> tuple[Any, ...]:
+    """The encoder's constants: host and boot id, the kernel's limits, the names of file_open, exit, tcp,
+    and the reader's process_exec bounds (its DecodeContext's: `exec_opts`, which parse_exec applies)."""
+    if exec_opts.ancestors:
+        # the native encoder writes them null: the native plane is not chosen with them (gaps)
+        raise ValueError("process_exec: no native inline ancestors (events.process_exec.ancestors: 0)")
 
     def name_of(code: int) -> bytes | None:
         name = errno.errorcode.get(code)
@@ -56,6 +61,7 @@ def encoder_tables(host: str, boot_id: str) -> tuple[Any, ...]:
         [opt_string(signal_of(sig)) for sig in range(process.EXIT_SIGNAL_MAX + 1)],
         [(value, string_(name.encode())) for value, name in tcp.FAMILIES.items()],
         [(value, string_(name.encode())) for value, name in tcp.DIRECTIONS.items()],
+        (exec_opts.max_args, exec_opts.max_arg_len, exec_opts.include_failed),
     )
 
 

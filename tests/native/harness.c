@@ -50,6 +50,20 @@ static struct ekp_blob keep_str(struct ekp_encoder *e, const char *s)
 	return ekp_encoder_keep(e, buf, n + 1);
 }
 
+/*
+ * process_exec's bounds (the reader's ExecOptions): the defaults, the config's smallest, and
+ * none but args_size's own (whose arguments, all escaped, are the largest message there is).
+ */
+static void set_exec_bounds(struct ekp_encoder *e, unsigned int which)
+{
+	/* max_args, max_arg_len, include_failed */
+	static const uint32_t bounds[][3] = {{32, 128, 0}, {2, 16, 1}, {0xffff, 0x10000, 1}};
+	which %= sizeof(bounds) / sizeof(bounds[0]);
+	e->exec_max_args = bounds[which][0];
+	e->exec_max_arg_len = bounds[which][1];
+	e->exec_include_failed = bounds[which][2];
+}
+
 static void fill_encoder(struct ekp_encoder *e)
 {
 	static const struct {
@@ -82,6 +96,7 @@ static void fill_encoder(struct ekp_encoder *e)
 	e->tcp_families[1] = (struct ekp_named){EKP_AF_INET6, keep_str(e, "inet6")};
 	e->tcp_directions[0] = (struct ekp_named){EKP_TCP_OUTBOUND, keep_str(e, "outbound")};
 	e->tcp_directions[1] = (struct ekp_named){EKP_TCP_INBOUND, keep_str(e, "inbound")};
+	set_exec_bounds(e, 0);
 }
 
 /*
@@ -253,21 +268,27 @@ static int selftest(void)
 struct span {
 	size_t off, size;
 };
+#define FIELDS_MAX 5
+#define STRINGS_MAX 3
 static const struct shape {
 	uint32_t type_id;
-	struct span fields[4]; /* given boundary values (size 0: no more) */
-	struct span string;    /* its C string besides comm, if any */
+	struct span fields[FIELDS_MAX];   /* given boundary values (size 0: no more) */
+	struct span strings[STRINGS_MAX]; /* its C strings besides comm, if any */
 } SHAPES[] = {
 	{EKP_EVENT_FILE_OPEN,
 	 {AT(ekp_file_open, path_size), AT(ekp_file_open, ret), AT(ekp_file_open, syscall), AT(ekp_file_open, flags)},
-	 {offsetof(struct ekp_file_open, path), EKP_PATH_LEN}},
+	 {{offsetof(struct ekp_file_open, path), EKP_PATH_LEN}}},
+	{EKP_EVENT_PROCESS_EXEC,
+	 {AT(ekp_process_exec, args_count), AT(ekp_process_exec, args_size), AT(ekp_process_exec, flags),
+	  AT(ekp_process_exec, retval), AT(ekp_process_exec, prev_start_ns)},
+	 {AT(ekp_process_exec, filename), AT(ekp_process_exec, parent_filename), AT(ekp_process_exec, parent_comm)}},
 	{EKP_EVENT_PROCESS_EXIT,
 	 {AT(ekp_process_exit, flags), AT(ekp_process_exit, signal), AT(ekp_process_exit, exit_code),
 	  AT(ekp_process_exit, fork_ns)},
-	 AT(ekp_process_exit, filename)},
+	 {AT(ekp_process_exit, filename)}},
 	{EKP_EVENT_PROCESS_FORK,
 	 {AT(ekp_process_fork, child_pid), AT(ekp_process_fork, flags), AT(ekp_process_fork, child_start_ns)},
-	 AT(ekp_process_fork, filename)},
+	 {AT(ekp_process_fork, filename)}},
 #define TCP_SHAPE(type_id)                                                                                   \
 	{type_id, {AT(ekp_tcp, family), AT(ekp_tcp, direction), AT(ekp_tcp, established_ns), AT(ekp_tcp, task.flags)}}
 	TCP_SHAPE(EKP_EVENT_TCP_CONNECT),
@@ -316,7 +337,7 @@ static size_t mutate(const struct shape *sh, const uint8_t *seed, size_t n, uint
 		break;
 	case 3: { /* a boundary value in one of the type's fields (little-endian: its low bytes), then maybe cut */
 		size_t k = 0;
-		while (k < 4 && sh->fields[k].size)
+		while (k < FIELDS_MAX && sh->fields[k].size)
 			k++;
 		size_t f = rnd() % k, off = sh->fields[f].off, size = sh->fields[f].size;
 		uint64_t v = values[rnd() % (sizeof(values) / sizeof(values[0]))];
@@ -326,11 +347,14 @@ static size_t mutate(const struct shape *sh, const uint8_t *seed, size_t n, uint
 			len = len ? rnd() % (len + 1) : 0;
 		break;
 	}
-	case 4: /* no NUL where one is expected: in comm, and in the type's string */
-		for (size_t i = COMM_AT; i < len; i++)
-			if (i < COMM_AT + EKP_COMM_LEN || (i >= sh->string.off && i < sh->string.off + sh->string.size))
-				out[i] = out[i] ? out[i] : 'x';
+	case 4: { /* no NUL where one is expected: in comm, or in one of the type's strings */
+		struct span str = sh->strings[rnd() % STRINGS_MAX];
+		if (str.size == 0 || (rnd() & 1))
+			str = (struct span){COMM_AT, EKP_COMM_LEN};
+		for (size_t i = str.off; i < len && i < str.off + str.size; i++)
+			out[i] = out[i] ? out[i] : 'x';
 		break;
+	}
 	default: /* bytes */
 		len = rnd() % cap;
 		for (size_t i = 0; i < len; i++)
@@ -362,7 +386,7 @@ static int fuzz(long iterations, int nseeds, char **paths)
 		seeds[i] = read_file(paths[i], &lens[i]);
 		types[i] = type_of(seeds[i], lens[i]);
 	}
-	uint8_t buf[1024];
+	uint8_t buf[4096]; /* an exec seed with its arguments */
 	long ok = 0, ok_by_type[EKP_EVENT_TYPES] = {0};
 	bool seeded[EKP_EVENT_TYPES] = {false};
 	for (int i = 0; i < nseeds; i++) {
@@ -371,6 +395,7 @@ static int fuzz(long iterations, int nseeds, char **paths)
 	}
 	for (long it = 0; it < iterations; it++) {
 		int k = (int)(rnd() % (uint64_t)nseeds);
+		set_exec_bounds(&e, (unsigned int)rnd());
 		size_t len = mutate(shape_of(types[k]), seeds[k], lens[k], buf, sizeof(buf));
 		/* sometimes an output buffer too small: the encoding must stop at its end */
 		bool encoded = encode_one(&e, types[k], buf, len, (rnd() & 7) ? 4096 : rnd() % 200) == EKP_OK;

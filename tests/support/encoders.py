@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from producer.errors import DecodeError
 from producer.k8s.meta import K8sMeta
 from producer.native import NATIVE_TYPES, _dataplane, fields, tables
-from producer.records import abi, avro, catalog, codec, process, tcp
+from producer.records import abi, avro, catalog, codec, process, process_exec, tcp
+from producer.records.common import DecodeContext
 from producer.records.containers import ContainerInfo
 from tests.support.records import CTX
 
@@ -107,6 +108,26 @@ TCP_FIELDS = st.fixed_dictionaries(
 )
 
 
+# a process_exec's own fields: every flag and beyond, retvals of both signs, arguments around the default
+# bounds (32 of fewer than 128 bytes), sometimes with NULs inside or a count / size that disagrees with them
+EXEC_FIELDS = st.fixed_dictionaries(
+    {
+        "flags": st.integers(0, process_exec.EXEC_FLAGS_ALL) | st.sampled_from([0x40, 0xFFFFFFFF]),
+        "retval": st.sampled_from([0, -1, -2, 1]) | st.integers(-(2**31), 2**31 - 1),
+        "argv": st.lists(
+            st.binary(max_size=130).filter(lambda b: b"\0" not in b) | st.binary(max_size=4), max_size=34
+        ),
+        "args_count": st.none() | st.integers(0, 0xFFFF),
+        "args_size": st.none() | st.integers(0, 0xFFFF),
+        "pad": st.integers(0, 8),
+        "prev_start_ns": st.none() | st.integers(0, 2**64 - 1),
+        "filename": st.binary(max_size=256),
+        "parent_filename": st.binary(max_size=256),
+        "parent_comm": st.binary(max_size=16),
+    }
+)
+
+
 def containers(cgroup_id: int) -> ContainerInfo | None:
     if cgroup_id % 3 == 0:
         return None  # a cgroup the resolver does not know
@@ -144,9 +165,11 @@ class Pods:
         return None if meta is None else meta.record()
 
 
-def reference(event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None) -> Outcome:
+def reference(
+    event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None, ctx: DecodeContext = CTX
+) -> Outcome:
     try:
-        rec = catalog.DECODERS[event_type](raw, cpu, CTX, offset)
+        rec = catalog.DECODERS[event_type](raw, cpu, ctx, offset)
     except DecodeError:
         return DecodeError
     info = containers(rec["cgroup_id"])
@@ -156,18 +179,22 @@ def reference(event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | N
     return REFERENCE[event_type].encode(rec)[codec.HEADER_LEN :], rec["strings_escaped"]
 
 
-def fast(event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None) -> Outcome:
+def fast(
+    event_type: str, raw: bytes, cpu: int, offset: int, pods: Pods | None = None, ctx: DecodeContext = CTX
+) -> Outcome:
     try:
-        return catalog.BY_NAME[event_type].fast_encoder(CTX, pods=pods)(raw, cpu, offset, containers)
+        return catalog.BY_NAME[event_type].fast_encoder(ctx, pods=pods)(raw, cpu, offset, containers)
     except DecodeError:
         return DecodeError
 
 
 class Native:
-    """The engine's way: a record of a cgroup not in the table stops; Python fills the entry; again."""
+    """The engine's way: a record of a cgroup not in the table stops; Python fills the entry; again.
+    Its tables are those of `ctx` (its process_exec options), as the plane builds them from the reader's."""
 
-    def __init__(self, pods: Pods | None = None) -> None:
-        self.encoder = _dataplane.Encoder(tables.encoder_tables(CTX.host, CTX.boot_id))
+    def __init__(self, pods: Pods | None = None, ctx: DecodeContext = CTX) -> None:
+        exec_opts = ctx.option("process_exec", process_exec.ExecOptions)
+        self.encoder = _dataplane.Encoder(tables.encoder_tables(ctx.host, ctx.boot_id, exec_opts))
         self.pods = pods
         self.unresolved = 0  # records the engine would count as k8s_unresolved
 
@@ -188,14 +215,30 @@ class Native:
         raise AssertionError("the cgroup was set and still missed")
 
 
-NATIVE = Native()
+# one native encoder per decode context the tests use (its host, boot id and process_exec options)
+_NATIVE: dict[tuple[str, str, process_exec.ExecOptions], Native] = {}
 
 
-def assert_same(event_type: str, raw: bytes, cpu: int = 0, offsets: tuple[int, ...] = (OFFSET,)) -> None:
+def native(ctx: DecodeContext = CTX) -> Native:
+    key = (ctx.host, ctx.boot_id, ctx.option("process_exec", process_exec.ExecOptions))
+    enc = _NATIVE.get(key)
+    if enc is None:
+        enc = _NATIVE[key] = Native(ctx=ctx)
+    return enc
+
+
+def assert_same(
+    event_type: str,
+    raw: bytes,
+    cpu: int = 0,
+    offsets: tuple[int, ...] = (OFFSET,),
+    ctx: DecodeContext = CTX,
+) -> None:
+    """`ctx`: the reader's decode context, the same for all three (its options: process_exec's bounds)."""
     for offset in offsets:
-        want = reference(event_type, raw, cpu, offset)
-        got: dict[str, Any] = {"fast": fast(event_type, raw, cpu, offset)}
+        want = reference(event_type, raw, cpu, offset, ctx=ctx)
+        got: dict[str, Any] = {"fast": fast(event_type, raw, cpu, offset, ctx=ctx)}
         if event_type in NATIVE_TYPES:
-            got["native"] = NATIVE(event_type, raw, cpu, offset)
+            got["native"] = native(ctx)(event_type, raw, cpu, offset)
         for name, outcome in got.items():
-            assert outcome == want, (name, raw.hex(), offset)
+            assert outcome == want, (name, raw.hex()[:2000], offset)

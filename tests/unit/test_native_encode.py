@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 
 from producer.errors import DecodeError
 from producer.native import NATIVE_TYPES, _dataplane, tables
-from producer.records import abi, catalog, process, tcp
+from producer.records import abi, catalog, process, process_exec, tcp
+from producer.records.common import DecodeContext
+from producer.records.process_exec import ExecOptions
 from tests.support.encoders import (
     COMMON,
+    EXEC_FIELDS,
     EXIT_FIELDS,
     FORK_FIELDS,
     OFFSET,
@@ -31,18 +34,27 @@ from tests.support.encoders import (
     fast,
     reference,
 )
-from tests.support.records import BOUNDARY, BUILDERS, exit_record, fork_record, open_record, tcp_record
+from tests.support.records import (
+    BOUNDARY,
+    BUILDERS,
+    CTX,
+    exec_record,
+    exit_record,
+    fork_record,
+    open_record,
+    tcp_record,
+)
 
 # the clock offset is added before the division by 1000: both signs, and none
 OFFSETS = (OFFSET, -OFFSET, 0, 999, -999)
 
 
-def assert_each_same(event_type: str, records: list[bytes]) -> None:
+def assert_each_same(event_type: str, records: list[bytes], ctx: DecodeContext = CTX) -> None:
     """assert_same for each record at every offset; some of them valid and some malformed, so that
     neither half is checked by no record at all."""
     for raw in records:
-        assert_same(event_type, raw, offsets=OFFSETS)
-    rejected = sum(reference(event_type, raw, 0, OFFSET) is DecodeError for raw in records)
+        assert_same(event_type, raw, offsets=OFFSETS, ctx=ctx)
+    rejected = sum(reference(event_type, raw, 0, OFFSET, ctx=ctx) is DecodeError for raw in records)
     assert 0 < rejected < len(records)
 
 
@@ -53,7 +65,8 @@ def test_every_native_type_is_a_stream_type_with_a_builder() -> None:
 
 def test_the_build_reads_the_fields_where_the_mirror_says() -> None:
     assert tables.layout_drift(_dataplane.layout()) == ""
-    moved = {"ekp_file_open": {**_dataplane.layout()["ekp_file_open"], "task.start_ns": (40, 8)}}
+    layout = _dataplane.layout()
+    moved = {**layout, "ekp_file_open": {**layout["ekp_file_open"], "task.start_ns": (40, 8)}}
     assert "ekp_file_open.task.start_ns" in tables.layout_drift(moved)
 
 
@@ -171,6 +184,134 @@ def test_process_fork_fields_at_and_beyond_their_bounds() -> None:
     assert_each_same("process_fork", records)
 
 
+def exec_context(opts: ExecOptions) -> DecodeContext:
+    """A reader's decode context with these process_exec options (the others the defaults')."""
+    return DecodeContext(CTX.host, CTX.boot_id, {**CTX.options, "process_exec": opts})
+
+
+def exec_records(opts: ExecOptions) -> list[bytes]:
+    """process_exec's own fields at and beyond the bounds of `opts`."""
+    n, size = opts.max_args, opts.max_arg_len
+    boot, start = 5_000_000_000, 2_500_000_000  # exec_record's defaults: the image's start is boot / 2
+    # the arguments: none (argv_missing or an empty argv), empty strings, max_args of them and one more,
+    # max_arg_len - 1 bytes long and more, every kind of invalid UTF-8
+    records = [exec_record(argv=[]), exec_record(argv=[], flags=process_exec.EXEC_ARGV_MISSING)]
+    records += [exec_record(argv=[b""]), exec_record(argv=[b"", b""]), exec_record(argv=[b"", b"x", b""])]
+    records += [exec_record(argv=[b"a"] * k) for k in {n - 1, n, n + 1} if k >= 0]
+    records += [exec_record(argv=[b"a" * k]) for k in {size - 2, size - 1, size, size + 1} if k >= 0]
+    records += [exec_record(argv=[b"a" * (size - 1)] * n)]  # the most bytes the bounds allow
+    records += [exec_record(argv=[b"a"], args_count=0), exec_record(argv=[b"a", b"b"], args_count=1)]
+    records += [exec_record(argv=[b"a"], args_count=2), exec_record(argv=[], args_count=1)]
+    # sizes: without the last NUL, none with a count, to the record's end and past it, beyond any bound
+    records += [exec_record(argv=[b"ab"], args_size=k) for k in (2, 0)]
+    records += [exec_record(argv=[b"ab"], args_size=k, pad=0) for k in (3, 4)]
+    records += [exec_record(argv=[b"a", b"b"], args_size=4, pad=8), exec_record(argv=[b"a"], pad=0)]
+    records += [exec_record(argv=[b"ab"], args_size=0xFFFF), exec_record(argv=[b"a"], args_count=0xFFFF)]
+    for arg in (
+        b"\xe2\x82\xac",
+        b"\xe2\x82",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xc0\xaf",
+        b"\x80",
+        b"\xff",
+    ):
+        records += [
+            exec_record(argv=[b"/bin/x", arg[: max(size - 1, 0)]]),
+            exec_record(argv=[arg] * 2, comm=b"\xff"),
+        ]
+    # the flags: each combination, and bits beyond them
+    records += [exec_record(flags=f) for f in range(process_exec.EXEC_FLAGS_ALL + 1)]
+    records += [exec_record(flags=f) for f in (0x40, 0x80000000, 0xFFFFFFFF)]
+    # the exit status: 0 alone, or failures with include_failed
+    records += [exec_record(retval=r) for r in (0, 1, -1, -2, 2**31 - 1, -(2**31))]
+    # the replaced image: known, before this one's start (not at it); unread unless known
+    prev_known = process_exec.EXEC_PREV_KNOWN
+    for prev in (0, 1, start - 1, start, start + 1, boot, 2**63, 2**64 - 1):
+        records += [
+            exec_record(flags=prev_known, prev_start_ns=prev),
+            exec_record(flags=0, prev_start_ns=prev),
+        ]
+    records += [
+        exec_record(flags=prev_known, task_flags=abi.TASK_PROC_UNKNOWN),  # no start: nothing is before it
+        exec_record(flags=0, task_flags=abi.TASK_PROC_UNKNOWN),
+        exec_record(flags=prev_known, task_flags=abi.TASK_PARENT_UNKNOWN | abi.TASK_PPID_UNKNOWN),
+        exec_record(boot_ns=2**63 - 1, start_ns=2**63 - 1, prev_start_ns=2**63 - 2),
+    ]
+    # the parent's program: known (empty: null), escaped, without NUL; not read unless known
+    parent = process_exec.EXEC_PARENT_KNOWN
+    for pfile, pcomm in (
+        (b"", b""),
+        (b"/usr/bin/bash", b""),
+        (b"", b"bash"),
+        (b"/usr/bin/\xff", b"b\xe2\x82"),
+        (b"/usr/bin/\xff", b"bash"),  # each escaped alone: each counts in strings_escaped
+        (b"/usr/bin/bash", b"\xff"),
+        (b"p" * 255, b"c" * 15),
+        (b"p" * 256, b"bash"),
+        (b"/usr/bin/bash", b"c" * 16),
+        (b"a\0\xff", b"b\0\xff"),
+    ):
+        records += [exec_record(flags=f, parent_filename=pfile, parent_comm=pcomm) for f in (parent, 0)]
+    # the filename: empty, escaped, the longest, no NUL in the field
+    for filename in (b"", b"/bin/\xff", b"\xe2\x82\xac", b"p" * 255, b"p" * 256, b"a\0\xff"):
+        records += [exec_record(filename=filename), exec_record(filename=filename, comm=b"\xe2\x82")]
+    # cut short: in the fixed part, at its end, inside the arguments; longer than it says
+    fixed = len(exec_record(argv=[], pad=0))
+    whole = exec_record(pad=0)
+    records += [
+        whole[: fixed - 1],
+        whole[:fixed],
+        whole[: fixed + 3],
+        whole[:-1],
+        whole[:88],
+        b"",
+        whole + b"\xff" * 8,
+    ]
+    return records
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ExecOptions(),
+        ExecOptions(include_failed=True),
+        ExecOptions(max_args=2, max_arg_len=16, include_failed=True),  # the smallest the config allows
+        ExecOptions(max_args=3, max_arg_len=5),  # beyond what the config allows: the checks alone
+        ExecOptions(max_args=1, max_arg_len=1),  # only one empty argument
+        ExecOptions(max_args=0, max_arg_len=0),  # no argument at all
+    ],
+    ids=str,
+)
+def test_process_exec_fields_at_and_beyond_their_bounds(opts: ExecOptions) -> None:
+    """Each encoder applies the reader's bounds: the same records are valid and malformed for all."""
+    assert_each_same("process_exec", exec_records(opts), exec_context(opts))
+
+
+def test_process_exec_the_largest_arguments_all_escaped() -> None:
+    """Every byte of the arguments escaped to four: more than the 64 KiB the engine once had room for."""
+    big = ExecOptions(max_args=128, max_arg_len=256)  # the config's largest: 32 KiB of arguments
+    records = [exec_record(argv=[b"\xff" * 255] * 128), exec_record(argv=[b"\xe2\x82" * 127] * 128)]
+    assert_each_same("process_exec", [*records, exec_record(argv=[b"a" * 256])], exec_context(big))
+    widest = ExecOptions(max_args=0xFFFF, max_arg_len=0x10000)  # args_size (u16) is the only bound
+    for raw in (
+        exec_record(argv=[b"\xff" * 0xFFFE]),
+        exec_record(argv=[b"\x80"] * 0x7FFF + [b""]),
+        exec_record(argv=[b"a"] * 0x7FFF),
+    ):
+        want = reference("process_exec", raw, 0, OFFSET, ctx=exec_context(widest))
+        assert isinstance(want, tuple) and len(want[0]) > 0x10000
+        assert_same("process_exec", raw, offsets=OFFSETS, ctx=exec_context(widest))
+
+
+def test_process_exec_options_reach_the_native_tables() -> None:
+    with pytest.raises(ValueError, match="ancestors"):
+        tables.encoder_tables("node", "boot", ExecOptions(ancestors=1))
+    for bad in ((-1, 128), (32, 2**32)):
+        with pytest.raises(ValueError, match="exec_options"):
+            _dataplane.Encoder(tables.encoder_tables("node", "boot", ExecOptions(*bad)))
+
+
 TCP_TYPES = ("tcp_connect", "tcp_accept", "tcp_close")
 
 
@@ -246,6 +387,8 @@ def test_invalid_utf8_of_every_kind_is_escaped_byte_by_byte() -> None:
     for path in cases:
         assert_same("file_open", open_record(path=b"/" + path + b"/x"))
         assert_same("process_exit", exit_record(filename=b"/" + path + b"/x"))
+        assert_same("process_exec", exec_record(filename=path, argv=[path, b"/" + path + b"/x"]))
+        assert_same("process_exec", exec_record(parent_filename=path, parent_comm=path[:15]))
 
 
 @pytest.mark.parametrize("event_type", sorted(NATIVE_TYPES))
@@ -285,6 +428,20 @@ def test_fuzz_exit(c: dict[str, Any], task_flags: int, own: dict[str, Any], offs
 @given(COMMON, TASK_FLAGS, FORK_FIELDS, st.sampled_from(OFFSETS))
 def test_fuzz_fork(c: dict[str, Any], task_flags: int, own: dict[str, Any], offset: int) -> None:
     assert_same("process_fork", fork_record(**own, **{**c, "task_flags": task_flags}), offsets=(offset,))
+
+
+EXEC_OPTIONS = st.sampled_from(
+    [ExecOptions(), ExecOptions(include_failed=True), ExecOptions(4, 16), ExecOptions(3, 5, True)]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(COMMON, TASK_FLAGS, EXEC_FIELDS, EXEC_OPTIONS, st.sampled_from(OFFSETS))
+def test_fuzz_exec(
+    c: dict[str, Any], task_flags: int, own: dict[str, Any], opts: ExecOptions, offset: int
+) -> None:
+    raw = exec_record(**own, **{**c, "task_flags": task_flags})
+    assert_same("process_exec", raw, offsets=(offset,), ctx=exec_context(opts))
 
 
 @settings(max_examples=300, deadline=None)

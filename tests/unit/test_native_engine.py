@@ -26,6 +26,7 @@ from producer.ledger.book import KernelCounts, Ledger
 from producer.native import _dataplane as dp
 from producer.native import tables
 from producer.records.avro import NULL
+from producer.records.process_exec import ExecOptions
 from tests.support.records import open_record
 from tests.unit.perfring import MemRing
 
@@ -50,7 +51,7 @@ class Rig:
         reasons, codes = tables.ledger_reasons()
         self.wake = os.pipe()
         self.engine = dp.Engine(
-            tables=tables.encoder_tables("node", "boot"),
+            tables=tables.encoder_tables("node", "boot", ExecOptions()),
             words=self.arena.words,
             reasons=reasons,
             codes=codes,

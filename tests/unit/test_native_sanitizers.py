@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from producer.native import NATIVE_TYPES
-from producer.records import abi, catalog, process, tcp
-from tests.support.records import exit_record, fork_record, open_record, tcp_record
+from producer.records import abi, catalog, process, process_exec, tcp
+from tests.support.records import exec_record, exit_record, fork_record, open_record, tcp_record
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "producer/native/src"
@@ -52,6 +52,12 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         exit_record(flags=process.EXIT_START_KNOWN, fork_ns=0, filename=b"", comm=b"\xe2\x82"),
         fork_record(),
         fork_record(flags=process.FORK_UNTRACKED, child_start_ns=0, filename=b"x" * 255),
+        exec_record(),
+        exec_record(argv=[], flags=process_exec.EXEC_ARGV_MISSING, task_flags=abi.TASK_PROC_UNKNOWN),
+        exec_record(argv=[b""] * 2, retval=-2, flags=process_exec.EXEC_FLAGS_ALL, parent_comm=b"c" * 15),
+        exec_record(
+            argv=[b"\xff" * 127] * 24, filename=b"/" + b"\xe2\x82" * 127, parent_filename=b"\xff" * 255
+        ),
         tcp_record("tcp_connect"),
         tcp_record("tcp_accept", family=tcp.AF_INET6, saddr="::ffff:1.2.3.4", daddr="fe80::1"),
         tcp_record("tcp_close", task_flags=abi.TASK_OWNER_UNKNOWN, comm=b"c" * 16, pid=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import confluent_kafka
@@ -29,18 +30,32 @@ def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
 
 def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
     assert native.select(cfg("python", COVERED_ONLY)) == native.Choice("python", "python", "configured")
-    choice = native.select(cfg("auto"))  # the defaults: process_exec and friends
-    assert choice.active == "python" and "process_exec" in choice.reason and not choice.fallback
+    choice = native.select(cfg("auto"))  # the defaults: the processes stream among them
+    assert choice.active == "python" and "no native encoder yet for processes" in choice.reason
+    assert not choice.fallback
 
 
 def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for process_exec"):
+    with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for processes"):
         cfg("native")
     events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match=r"no native spool yet \(spool.enabled: false\)"):
         cfg("native", {"events": events})
     choice = native.select(cfg("auto", {"events": events}))
     assert choice.active == "python" and choice.reason == "no native spool yet (spool.enabled: false)"
+
+
+def test_inline_ancestors_stay_on_the_python_plane() -> None:
+    """An exec's ancestors are read from the kernel's process table per record: Python's work."""
+    events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
+    deep = {"events": {**events, "process_exec": {"ancestors": 3}}, "spool": {"enabled": False}}
+    reason = "no native inline ancestors yet (events.process_exec.ancestors: 0)"
+    with pytest.raises(ConfigError, match=r"readers.data_plane.*" + re.escape(reason)):
+        cfg("native", deep)
+    assert native.select(cfg("auto", deep)) == native.Choice("python", "auto", reason)
+    # not a gap while process_exec is off, whatever its depth
+    off = {**deep, "events": {**events, "process_exec": {"enabled": False, "ancestors": 3}}}
+    assert native.select(cfg("auto", off)).active == "native"
 
 
 def test_native_where_it_covers_every_enabled_type() -> None:

@@ -92,7 +92,7 @@ struct ekp_engine {
 	size_t key_len;
 	uint64_t max_block_ns, latency_ns, next_drain_ns, give_up_at_ns, now_ns;
 	bool saturated; /* the queue stayed full for max_block: later records are counted at once */
-	uint8_t buf[65536];
+	uint8_t buf[EKP_MESSAGE_MAX]; /* a message: the framing prefix, then the body */
 	uint64_t handled; /* records taken from the rings (the shutdown drain watches it) */
 	uint64_t missing; /* the cgroup id of the record paused on */
 	char fatal[512];

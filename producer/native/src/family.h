@@ -14,6 +14,7 @@
 #define EKP_END(type, member) (offsetof(struct type, member) + sizeof(((struct type *)0)->member))
 
 /* Each family's rows of TYPES (records.c). */
+extern const struct ekp_type ekp_type_process_exec;
 extern const struct ekp_type ekp_type_file_open;
 extern const struct ekp_type ekp_type_process_exit;
 extern const struct ekp_type ekp_type_process_fork;

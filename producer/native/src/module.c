@@ -80,18 +80,38 @@ static int keep_tcp_names(struct ekp_encoder *e, PyObject *seq, struct ekp_named
 	return rc;
 }
 
+/* (max_args, max_arg_len, include_failed): parse_exec's bounds, any value a u32 holds */
+static int keep_exec_options(struct ekp_encoder *e, PyObject *t)
+{
+	Py_ssize_t max_args, max_arg_len;
+	int include_failed;
+	if (!PyArg_ParseTuple(t, "nnp;exec_options", &max_args, &max_arg_len, &include_failed))
+		return -1;
+	if (max_args < 0 || max_args > UINT32_MAX || max_arg_len < 0 || max_arg_len > UINT32_MAX) {
+		PyErr_SetString(PyExc_ValueError, "exec_options: max_args and max_arg_len are 0..2**32-1");
+		return -1;
+	}
+	e->exec_max_args = (uint32_t)max_args;
+	e->exec_max_arg_len = (uint32_t)max_arg_len;
+	e->exec_include_failed = include_failed;
+	return 0;
+}
+
 /* (host_boot, boot_tag, pid_max, open_syscalls[2], open_accmode, open_accmode_names[4],
  *  open_flags[(name, value)...], open_creates, open_errors[4096], signal_names[65],
- *  tcp_families[(value, name), 2], tcp_directions[(value, name), 2]) */
+ *  tcp_families[(value, name), 2], tcp_directions[(value, name), 2],
+ *  exec_options(max_args, max_arg_len, include_failed)) */
 int ekp_py_load_tables(struct ekp_encoder *e, PyObject *t)
 {
-	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors, *signals, *families, *directions;
+	PyObject *host_boot, *syscalls, *acc_names, *flags, *errors, *signals, *families, *directions, *exec;
 	const char *boot_tag;
 	Py_ssize_t boot_tag_len;
 	unsigned int pid_max, accmode;
 	unsigned long long creates;
-	if (!PyArg_ParseTuple(t, "Ss#IOIOOKOOOO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
-			      &accmode, &acc_names, &flags, &creates, &errors, &signals, &families, &directions))
+	if (!PyArg_ParseTuple(t, "Ss#IOIOOKOOOOO;tables", &host_boot, &boot_tag, &boot_tag_len, &pid_max, &syscalls,
+			      &accmode, &acc_names, &flags, &creates, &errors, &signals, &families, &directions, &exec))
+		return -1;
+	if (keep_exec_options(e, exec) < 0)
 		return -1;
 	if (accmode != 3) {
 		PyErr_SetString(PyExc_ValueError, "tables: O_ACCMODE must be 3");
@@ -159,7 +179,7 @@ PyObject *ekp_py_set_cgroup(struct ekp_encoder *e, PyObject *args)
 
 typedef struct {
 	PyObject_HEAD struct ekp_encoder enc;
-	uint8_t buf[65536];
+	uint8_t buf[EKP_MESSAGE_MAX];
 } EncoderObject;
 
 static int Encoder_init(EncoderObject *self, PyObject *args, PyObject *kw)
@@ -298,6 +318,20 @@ static const struct field PROCESS_FORK[] = {
 	FIELD(ekp_process_fork, filename),
 	{NULL},
 };
+static const struct field PROCESS_EXEC[] = {
+	HEAD_TASK(ekp_process_exec),
+	FIELD(ekp_process_exec, prev_start_ns),
+	FIELD(ekp_process_exec, retval),
+	FIELD(ekp_process_exec, flags),
+	FIELD(ekp_process_exec, args_count),
+	FIELD(ekp_process_exec, args_size),
+	FIELD(ekp_process_exec, _pad),
+	FIELD(ekp_process_exec, filename),
+	FIELD(ekp_process_exec, parent_comm),
+	FIELD(ekp_process_exec, parent_filename),
+	FIELD(ekp_process_exec, args), /* its size is the kernel's cflags': the mirror does not say it */
+	{NULL},
+};
 static const struct field TCP[] = {
 	HEAD_TASK(ekp_tcp),
 	FIELD(ekp_tcp, established_ns),
@@ -315,6 +349,7 @@ static const struct {
 	const char *name;
 	const struct field *fields;
 } LAYOUTS[] = {
+	{"ekp_process_exec", PROCESS_EXEC},
 	{"ekp_file_open", FILE_OPEN},
 	{"ekp_process_exit", PROCESS_EXIT},
 	{"ekp_process_fork", PROCESS_FORK},

@@ -160,6 +160,7 @@ void ekp_encode_tail(const struct ekp_encoder *e, const struct ekp_common *c, co
 /* ---- the table ----------------------------------------------------------------------------------- */
 
 static const struct ekp_type *const TYPES[] = {
+	&ekp_type_process_exec,
 	&ekp_type_process_exit,
 	&ekp_type_process_fork,
 	&ekp_type_file_open,

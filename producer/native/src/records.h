@@ -47,6 +47,13 @@ enum ekp_status {
 #define EKP_SIGNAL_MAX 64 /* process.EXIT_SIGNAL_MAX: a process_exit's signal is 1..64 */
 #define EKP_TCP_NAMES 2    /* tcp.FAMILIES, tcp.DIRECTIONS: two of each */
 #define EKP_ADDR_TEXT 46   /* INET6_ADDRSTRLEN: the longest inet_ntop text, NUL included */
+/*
+ * Room for the largest message a record can make, so that the native plane refuses (encode_error)
+ * nothing the Python one produces: an exec's argument bytes (args_size, at most 65535) may each be
+ * escaped to four (\xNN), about 256 KiB; its cgroup's fields at most EKP_CGROUP_BLOB_MAX; the
+ * other strings, the framing prefix and the fixed fields a few KiB.
+ */
+#define EKP_MESSAGE_MAX (512 * 1024)
 
 /* A value of a record's field and its name, encoded. */
 struct ekp_named {
@@ -75,6 +82,9 @@ struct ekp_encoder {
 	struct ekp_blob signal_names[EKP_SIGNAL_MAX + 1]; /* encoded ["null","string"] by signal */
 	/* tcp_*: the values a record may carry, with their names (encoded strings) */
 	struct ekp_named tcp_families[EKP_TCP_NAMES], tcp_directions[EKP_TCP_NAMES];
+	/* process_exec: the reader's bounds (process_exec.ExecOptions), which parse_exec checks */
+	uint32_t exec_max_args, exec_max_arg_len;
+	bool exec_include_failed;
 	struct ekp_cgroups cgroups;                  /* cgroup id -> its encoded fields */
 	void **owned; /* copies of the tables' bytes, freed with the encoder */
 	size_t n_owned, cap_owned;
@@ -126,6 +136,18 @@ struct ekp_tcp_rec {
 	char saddr[EKP_ADDR_TEXT], daddr[EKP_ADDR_TEXT]; /* as inet_ntop writes them */
 };
 
+struct ekp_process_exec_rec {
+	uint64_t prev_start_ns;
+	int32_t retval;
+	uint16_t argc;
+	bool argv_truncated, filename_truncated, argv_missing, prev_known;
+	bool escaped; /* the filename, an argument or the parent's names had bytes that are not UTF-8 */
+	/* inside the raw record; a parent's name of length 0 is null (not known) */
+	const uint8_t *filename, *parent_filename, *parent_comm;
+	size_t filename_len, parent_filename_len, parent_comm_len;
+	const uint8_t *args; /* argc NUL-terminated strings, one after the other */
+};
+
 struct ekp_decoded {
 	struct ekp_common c;
 	union {
@@ -133,6 +155,7 @@ struct ekp_decoded {
 		struct ekp_process_exit_rec exit;
 		struct ekp_process_fork_rec fork;
 		struct ekp_tcp_rec tcp;
+		struct ekp_process_exec_rec exec;
 	} u;
 };
 
