@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 # Event types with a native encoder (TYPES in src/records.c, each family's in src/records_<family>.c):
 # every stream type of the per-CPU perf rings (process_exec without inline ancestors: gaps). The
-# processes stream, a BPF ring buffer shared by every CPU, is read beside the engine in Python (plane.py). tests/unit/test_native_encode.py holds each
-# one byte for byte equal to the type's fast encoder (producer/records/), tests/unit/test_native_sanitizers.py
-# fuzzes each under the sanitizers.
+# processes stream, a BPF ring buffer shared by every CPU, is read beside the engine in Python (plane.py).
+# tests/unit/test_native_encode.py holds each one byte for byte equal to the type's fast encoder
+# (producer/records/), tests/unit/test_native_sanitizers.py fuzzes each under the sanitizers.
 NATIVE_TYPES = frozenset(
     {"process_exec", "process_exit", "process_fork", "file_open", "tcp_connect", "tcp_accept", "tcp_close"}
 )

@@ -28,21 +28,29 @@ def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
     return config.validate({"readers": {"data_plane": plane}, **(events or {})})
 
 
-def test_python_when_configured_or_when_a_type_has_no_native_encoder() -> None:
+SPOOL_GAP = "no native spool yet (spool.enabled: false)"
+
+
+def test_python_when_configured_or_when_the_config_has_a_gap() -> None:
     assert native.select(cfg("python", COVERED_ONLY)) == native.Choice("python", "python", "configured")
-    choice = native.select(cfg("auto"))  # the defaults: the processes stream among them
-    assert choice.active == "python" and "no native encoder yet for processes" in choice.reason
-    assert not choice.fallback
+    # the defaults: every stream type has a native encoder, the spool is on
+    assert native.select(cfg("auto")) == native.Choice("python", "auto", SPOOL_GAP)
+    assert not native.select(cfg("auto")).fallback
 
 
-def test_native_required_with_what_it_does_not_cover_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"readers.data_plane.*no native encoder yet for processes"):
+def test_native_required_with_what_it_does_not_cover_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigError, match=r"readers.data_plane.*" + re.escape(SPOOL_GAP)):
         cfg("native")
-    events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
-    with pytest.raises(ConfigError, match=r"no native spool yet \(spool.enabled: false\)"):
-        cfg("native", {"events": events})
-    choice = native.select(cfg("auto", {"events": events}))
-    assert choice.active == "python" and choice.reason == "no native spool yet (spool.enabled: false)"
+    # a stream type without a native encoder (every one has one today): named, with its setting
+    monkeypatch.setattr(native, "NATIVE_TYPES", native.NATIVE_TYPES - {"tcp_close"})
+    with pytest.raises(
+        ConfigError, match=r"no native encoder yet for tcp_close \(events.<type>.enabled: false\)"
+    ):
+        cfg("native", COVERED_ONLY)
+    choice = native.select(cfg("auto"))
+    assert choice.reason == f"no native encoder yet for tcp_close (events.<type>.enabled: false); {SPOOL_GAP}"
 
 
 def test_inline_ancestors_stay_on_the_python_plane() -> None:
@@ -89,7 +97,7 @@ def test_one_librdkafka_in_the_process_the_one_confluent_kafka_loaded() -> None:
 
 def test_check_says_which_plane_will_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert preflight.check_data_plane(cfg("auto", COVERED_ONLY)).detail.startswith("native, librdkafka /")
-    assert preflight.check_data_plane(cfg("auto")).detail.startswith("python (no native encoder yet for")
+    assert preflight.check_data_plane(cfg("auto")).detail == f"python ({SPOOL_GAP})"
     monkeypatch.setattr(native, "probe", lambda: (_ for _ in ()).throw(native.UnavailableError("gone")))
     with pytest.raises(PackageDataError):
         preflight.check_data_plane(cfg("native", COVERED_ONLY))
