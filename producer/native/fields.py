@@ -6,7 +6,8 @@ once per cgroup, when a record of a cgroup its table lacks (or whose entry expir
 keeps the answer (src/cgroups.h). So that it stays the Python path's answer, an entry expires
 wherever the Python path could answer differently later:
 
-- a cgroup the container resolver does not know yet: after the resolver's retry time;
+- a cgroup the container resolver does not know yet: when the resolver could answer again (its next
+  walk for an id no walk has looked for, else its retry time);
 - a pod's cgroup whose pod is not known yet: soon (K8S_RETRY_S), and each record meanwhile is
   counted as k8s_unresolved by the engine, as reader/pods.py counts each such record;
 - a pod's known metadata: after k8s.refresh_s, the resolver's own refresh period.
@@ -14,6 +15,7 @@ wherever the Python path could answer differently later:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,12 +44,18 @@ class CgroupFields:
 
 
 def cgroup_fields(
-    cgroup_id: int, container_of: ContainerOf, pods: Pods | None, retry_s: float, refresh_s: float
+    cgroup_id: int,
+    container_of: ContainerOf,
+    pods: Pods | None,
+    holds_for: Callable[[int], float],
+    refresh_s: float,
 ) -> CgroupFields:
+    """`holds_for`: how long the container resolver's answer for an id stays its answer
+    (ContainerResolver.holds_for), asked after the lookup."""
     info = container_of(cgroup_id)
     cid = None if info is None else info.container_id
     container = opt_string(None if cid is None else cid.encode())
-    ttl = retry_s if info is None else 0.0
+    ttl = holds_for(cgroup_id) if info is None else 0.0
     if pods is None:
         return CgroupFields(container, NULL, False, ttl)
     k8s = pods.encoded.get(cgroup_id)

@@ -126,7 +126,7 @@ class NativePlane:
         r = self.r
         cgroup_id = int(self.engine.stats()["missing"])
         f = fields.cgroup_fields(
-            cgroup_id, r.containers.lookup, r.pods, r.containers.retry_s, r.cfg.k8s.refresh_s
+            cgroup_id, r.containers.lookup, r.pods, r.containers.holds_for, r.cfg.k8s.refresh_s
         )
         self.engine.set_cgroup(cgroup_id, f.container, f.k8s, int(f.ttl_s * 1e9), f.unresolved)
 

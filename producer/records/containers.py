@@ -59,11 +59,13 @@ class ContainerResolver:
     """cgroup id -> ContainerInfo, walking the cgroup2 tree on misses.
 
     A new container's first exec is the event that matters most, so an id
-    never seen before triggers a walk at once (at most every `min_scan_s`);
-    an id a walk did not find is retried at most every `retry_s`.
+    never looked for triggers a walk at once, or as soon as the last walk is
+    `min_scan_s` old: until then it is not a miss (the walk before it may
+    predate its cgroup), and each of its records asks again. An id a walk did
+    not find is retried at most every `retry_s`.
     """
 
-    def __init__(self, root: Path | None = None, min_scan_s: float = 0.1, retry_s: float = 2.0) -> None:
+    def __init__(self, root: Path | None = None, min_scan_s: float = 0.01, retry_s: float = 2.0) -> None:
         self.root = root if root is not None else cgroup2_mount()
         self.min_scan_s = min_scan_s
         self.retry_s = retry_s
@@ -77,14 +79,24 @@ class ContainerResolver:
             return info
         now = time.monotonic()
         missed = self._missed.get(cgroup_id)
-        wait = self.min_scan_s if missed is None else self.retry_s
-        if now - max(self._last_scan, missed or -1e9) >= wait:
-            self._scan()
-            self._last_scan = now
-            info = self._by_id.get(cgroup_id)
+        if missed is None:
+            if now - self._last_scan < self.min_scan_s:
+                return None  # not a miss: a walk that may have run before its cgroup existed
+        elif now - max(self._last_scan, missed) < self.retry_s:
+            return None
+        self._scan()
+        self._last_scan = now
+        info = self._by_id.get(cgroup_id)
         if info is None:
             self._missed[cgroup_id] = now
         return info
+
+    def holds_for(self, cgroup_id: int) -> float:
+        """Seconds a lookup's answer for this id stays the answer (0: for good, once found): an id no
+        walk has looked for yet may be found by the next, `min_scan_s` away; a missed one in `retry_s`."""
+        if cgroup_id in self._by_id:
+            return 0.0
+        return self.retry_s if cgroup_id in self._missed else self.min_scan_s
 
     def container_id(self, cgroup_id: int) -> str | None:
         info = self.lookup(cgroup_id)

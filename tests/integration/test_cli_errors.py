@@ -70,6 +70,7 @@ def test_check_lists_every_check(tmp_path: Path) -> None:
         "data",  # package data
         "schemas",
         "readers",
+        "plane",  # data plane: which one the readers will run, and why
         "credentials",
         "kafka",
         "k8s",  # a warning at most: no CRI socket on the usual paths here

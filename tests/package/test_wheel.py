@@ -83,6 +83,18 @@ def run_cli(inst: Installed, *args: str, cwd: Path) -> subprocess.CompletedProce
     )
 
 
+def run_python(inst: Installed, code: str, cwd: Path) -> list[str]:
+    """The install's python running `code` outside the checkout; its output's words."""
+    return subprocess.run(
+        [str(inst.venv / "bin" / "python"), "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+    ).stdout.split()
+
+
 def test_the_wheel_carries_its_bpf_sources_and_schemas_and_no_benchmark(installed: Installed) -> None:
     import zipfile
 
@@ -115,14 +127,7 @@ def test_the_wheel_carries_the_native_data_plane_compiled(installed: Installed, 
     assert "producer/native/_dataplane.pyi" in names
     assert not [n for n in names if n.startswith("producer/native/src/")]  # built, not shipped as source
     probe = "from producer import native; print(native.__file__); print(native.probe())"
-    out = subprocess.run(
-        [str(installed.venv / "bin" / "python"), "-c", probe],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=clean_env(),
-    ).stdout.split()
+    out = run_python(installed, probe, tmp_path)
     assert Path(out[0]).is_relative_to(installed.venv), out
     assert "librdkafka" in Path(out[1]).name and Path(out[1]).is_relative_to(installed.venv), out
 
@@ -133,14 +138,7 @@ def test_the_installed_cri_stubs_speak_the_cri_wire_format(installed: Installed,
         "print(cri.__file__); print(pb.DESCRIPTOR.name);"
         "print(pb.ContainerStatusRequest(container_id='x', verbose=True).SerializeToString().hex())"
     )
-    out = subprocess.run(
-        [str(installed.venv / "bin" / "python"), "-c", probe],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=clean_env(),
-    ).stdout.split()
+    out = run_python(installed, probe, tmp_path)
     assert Path(out[0]).is_relative_to(installed.venv), out
     assert out[1] == "producer/k8s/cri_v1/api.proto"
     assert out[2] == "0a01781001"  # field 1 "x", field 2 true

@@ -207,7 +207,7 @@ class Native:
                 return DecodeError
             except _dataplane.CgroupMiss as miss:
                 cg = miss.args[0]
-                f = fields.cgroup_fields(cg, containers, self.pods, retry_s=2.0, refresh_s=60.0)
+                f = fields.cgroup_fields(cg, containers, self.pods, holds_for=lambda _: 2.0, refresh_s=60.0)
                 self.encoder.set_cgroup(cg, f.container, f.k8s, int(f.ttl_s * 1e9), f.unresolved)
                 continue
             self.unresolved += unresolved
