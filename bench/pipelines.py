@@ -1,10 +1,10 @@
 """The pipelines the benchmark measures, each a set of processes behind one small interface.
 
 - collector, collector-tuned: `ebpf-producer run` of this checkout (whatever `producer` is on
-  the branch), with the built-in defaults or the throughput settings, file_open only. Both run
-  the Python data plane: the default spool has no native side yet.
+  the branch), with the built-in defaults or the throughput settings, file_open only, on the
+  Python data plane (`readers.data_plane: python`, the reference the native plane is measured by).
 - collector-native, collector-native-tuned: the same on the native data plane (producer/native),
-  required (no fallback), with the spool off, which it needs so far.
+  required (no fallback): with the defaults otherwise (the spool on), what `auto` runs.
 - bpftrace-kcat: `bpftrace -B line -f json file_open.bt COMM | kcat -P`, the peer a user reaches for.
 - naive-bcc: bench/peers/naive_bcc.py, a single-process BCC reader with default settings.
 - untraced: no pipeline at all, for the workload's own cost.
@@ -343,15 +343,17 @@ PIPELINES = (
     "naive-bcc",
 )
 # The native data plane, required: a run that cannot have it fails rather than measure the Python one.
-NATIVE: dict[str, Any] = {"readers": {"data_plane": "native"}, "spool": {"enabled": False}}
+NATIVE: dict[str, Any] = {"readers": {"data_plane": "native"}}
+# The Python data plane: `auto`, the default, runs the native one wherever it can.
+PYTHON: dict[str, Any] = {"readers": {"data_plane": "python"}}
 
 
 def make(name: str, tuned: Mapping[str, Any], common: Mapping[str, Any] | None = None) -> Pipeline:
     """`common`: config of both collectors (--in-pod: the runtime's socket); `tuned` goes over it."""
     if name == "collector":
-        return Collector(name, common or {})
+        return Collector(name, merge(common or {}, PYTHON))
     if name == "collector-tuned":
-        return Collector(name, merge(common or {}, tuned))
+        return Collector(name, merge(merge(common or {}, tuned), PYTHON))
     if name == "collector-native":
         return Collector(name, merge(common or {}, NATIVE))
     if name == "collector-native-tuned":

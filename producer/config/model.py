@@ -134,7 +134,7 @@ class ReadersConfig(Section):
     data_plane: Literal["auto", "native", "python"] = Field(
         "auto",
         description="ring -> Avro -> Kafka in C (native) or Python; auto = native where it covers the "
-        "config (every stream type; not yet the spool or events.process_exec.ancestors), else python",
+        "config (every stream type and the spool; not yet events.process_exec.ancestors), else python",
     )
 
     @model_validator(mode="after")

@@ -40,6 +40,12 @@ PURGE_ERRORS = ("_PURGE_QUEUE", "_PURGE_INFLIGHT")
 PURGED = frozenset(getattr(KafkaError, name) for name in PURGE_ERRORS)
 
 
+# A reader's producer with a spool behind it (either data plane): nothing may time out inside
+# librdkafka, as a message that fell out could only be sent again behind newer ones. The spool, not the
+# timeout, bounds how long an outage can last (reader/spooling.py).
+SPOOLING: dict[str, Any] = {"message.timeout.ms": 0}
+
+
 def client_config(kcfg: KafkaConfig, client_id: str, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {**DEFAULTS, **kcfg.client, **ENFORCED, **extra, **connection_config(kcfg)}
     conf["client.id"] = client_id

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException
 
 from ..config import KafkaConfig
 from ..ledger.arena import DELIVERED, PRODUCED, QUEUE_FULL, SHUTDOWN, delivery_slot
-from .client import PURGED, error_name, new_producer
+from .client import PURGED, SPOOLING, error_name, new_producer
 
 DeliveryCallback = Callable[[Any, Any], None]
 Headers = list[tuple[str, str | bytes | None]]
@@ -45,9 +45,7 @@ class Sink:
         self, kcfg: KafkaConfig, client_id: str, should_stop: Callable[[], bool], *, spool: bool = False
     ) -> None:
         self.fatal = ""  # set by librdkafka's error callback when the producer cannot go on
-        # With a spool nothing may time out inside librdkafka: a message that fell out could only be
-        # sent again behind newer ones. The spool, not the timeout, bounds how long an outage can last.
-        extra: dict[str, Any] = {"message.timeout.ms": 0} if spool else {}
+        extra = SPOOLING if spool else {}
         self._p = new_producer(kcfg, client_id, error_cb=self._on_error, **extra)
         self._max_block_s = kcfg.max_block_ms / 1000.0
         self._should_stop = should_stop

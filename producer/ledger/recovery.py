@@ -12,6 +12,9 @@ run that stopped cleanly marked it FINAL; its final report is rebuilt as it was 
   or `seq + 1` of the last record the reader counted when that is higher. Whatever that `seen` has
   that no counter explains (records in the perf rings, which died with the collector) is
   reader_crash too: a dead collector holds nothing in flight except its spool.
+- a spooling reader appends a record to the spool, then counts it (the journal): killed between the
+  two, it leaves a frame beyond the last record it counted. The start-up scan of the spool finds it
+  (spool/scan.py `ends`): it is counted spooled, and the kernel saw at least its seq + 1.
 
 Reports go out before the new run's own; a file is deleted once the broker acknowledged its report,
 and kept for the next start otherwise (its ledger_final lines are logged each time).
@@ -39,6 +42,7 @@ from .arena import (
     REPORT_SEQ,
     RESTARTS,
     RUN_STATE,
+    SPOOLED,
     Arena,
     pending,
 )
@@ -52,7 +56,8 @@ def arena_path(root: Path, run_id: str) -> Path:
     return root / "ledger" / f"{run_id}.arena"
 
 
-def recovered_snapshot(ledger: Ledger) -> Snapshot:
+def recovered_snapshot(ledger: Ledger, spool_ends: Mapping[tuple[int, int], int] | None = None) -> Snapshot:
+    """`spool_ends`: (type index, cpu) -> seq + 1 of the last frame of this run the spool holds."""
     a = ledger.arena
     w = a.words
     counts = ledger.reader_counts()
@@ -63,7 +68,11 @@ def recovered_snapshot(ledger: Ledger) -> Snapshot:
         seen, submit_failed, filtered, untracked = a.kernel_counts(t, cpu)
         reader = ledger.owner_of(t, cpu)
         if killed and not w[a.reader_word(reader, KERNEL_FINAL)]:
-            seen = max(seen, a.last_seq_end(t, cpu))
+            counted_end = a.last_seq_end(t, cpu)
+            spooled_end = (spool_ends or {}).get((t, cpu), 0)
+            if spooled_end > counted_end:  # appended, not counted yet: one record at most (above)
+                counts[(t, cpu)][SPOOLED] += 1
+            seen = max(seen, counted_end, spooled_end)
         kernel[(t, cpu)] = KernelCounts(seen, submit_failed, filtered, untracked)
         if killed and not w[a.reader_word(reader, CLOSED)]:
             extra_crash[(t, cpu)] = max(0, pending(a.block(reader, t, cpu)))
@@ -82,16 +91,22 @@ def recovered_snapshot(ledger: Ledger) -> Snapshot:
 
 
 def recover(
-    cfg: Config, root: Path, own_run_id: str, publisher: Publisher, schema_ids: Mapping[str, int]
+    cfg: Config,
+    root: Path,
+    own_run_id: str,
+    publisher: Publisher,
+    schema_ids: Mapping[str, int],
+    spool_ends: Mapping[tuple[str, int, int], int] | None = None,
 ) -> int:
-    """Publish the final report of every earlier run whose ledger file is still there; returns how many."""
+    """Publish the final report of every earlier run whose ledger file is still there; returns how many.
+    `spool_ends`: (run, catalog type id, cpu) -> seq + 1 of the last frame the spool holds (scan.Found)."""
     published = 0
     for path in sorted((root / "ledger").glob("*.arena")):
         if path.stem == own_run_id:
             continue
         try:
             arena = Arena.open(path)
-            snap, rec = _report(cfg, arena, publisher, schema_ids)
+            snap, rec = _report(cfg, arena, publisher, schema_ids, spool_ends or {})
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("ledger_file_unreadable", path=str(path), error=str(e))
             with contextlib.suppress(OSError):
@@ -106,7 +121,11 @@ def recover(
 
 
 def _report(
-    cfg: Config, arena: Arena, publisher: Publisher, schema_ids: Mapping[str, int]
+    cfg: Config,
+    arena: Arena,
+    publisher: Publisher,
+    schema_ids: Mapping[str, int],
+    spool_ends: Mapping[tuple[str, int, int], int],
 ) -> tuple[Snapshot, tuple[Reporter, dict[str, Any]]]:
     meta = arena.meta
     ledger = Ledger(
@@ -116,7 +135,9 @@ def _report(
         meta.get("shared", ()),
         replay_types=meta["replay_types"],
     )
-    snap = recovered_snapshot(ledger)
+    run, index = meta["run_id"], {tid: t for t, tid in enumerate(meta.get("type_ids", ()))}
+    ends = {(index[tid], cpu): end for (r, tid, cpu), end in spool_ends.items() if r == run and tid in index}
+    snap = recovered_snapshot(ledger, ends)
     w = arena.words
     reporter = Reporter(
         cfg,

@@ -65,8 +65,6 @@ def gaps(cfg: Config) -> list[str]:
     # an exec's ancestors are read from the kernel's process table per record, in Python
     if "process_exec" in cfg.events.streams() and cfg.events.get("process_exec").ancestors > 0:
         missing.append("no native inline ancestors yet (events.process_exec.ancestors: 0)")
-    if cfg.spool.enabled:
-        missing.append("no native spool yet (spool.enabled: false)")
     return missing
 
 

@@ -14,6 +14,10 @@ The shared rings (the processes stream: one BPF ring buffer for all CPUs, read b
 here with the Python path's handler and a producer of their own: the engine waits on their fds too
 and returns when one is readable. Their records are one per exec, fork and exit of the node, not per
 event, so they do not need the engine's speed; the engine's own records never wait for them.
+
+With a spool, that second producer is also the one that replays it, through the reader's SpoolOutlet
+(reader/spooling.py), exactly as on the Python plane; the engine spills to the same outlet (spooled.py),
+and this loop gives the outlet its turn (tick) at least every TICK_MS.
 """
 
 from __future__ import annotations
@@ -31,16 +35,19 @@ from ..kafka.sink import Sink
 from ..kernel.ringbuf import RingPoller
 from ..records import catalog
 from ..records.process_exec import ExecOptions
-from . import fields, tables
+from . import fields, spooled, tables
 
 if TYPE_CHECKING:
     from ..ledger.arena import Arena
     from ..reader.process import Reader
+    from ..reader.spooling import SpoolOutlet
 
 log = structlog.get_logger("reader")
 
 # How long the engine may run before Python looks around (the clock offset is re-measured this often).
 RUN_MS = 1000
+# ...with a spool: the outlet looks for a stall of spool.after_ms (100 ms at least) and replays in turns
+TICK_MS = 20
 
 
 class NativePlane:
@@ -62,7 +69,7 @@ class NativePlane:
             words=reader.arena.words,
             reasons=reasons,
             codes=codes,
-            conf=tables.producer_conf(cfg.kafka, client_id),
+            conf=tables.producer_conf(cfg.kafka, client_id, spool=cfg.spool.enabled),
             cimpl_path=librdkafka_module(),
             key=reader.key,
             wakeup_fd=wake_r,
@@ -71,10 +78,12 @@ class NativePlane:
         )
         self.librdkafka_log = LibrdkafkaLog(client_id)
         arena = reader.arena
+        frames = []
         for ring in reader.rings:
             event = catalog.BY_NAME[ring.event_type]
             # `reader` lets a consumer (and the CPU-group test) see which reader carried a record
             frame = framing(event.schema, reader.schema_ids, reader=str(reader.index), run_id=reader.run_id)
+            frames.append(frame)
             self.engine.add_ring(
                 ring.fd,
                 reader.perf.page_cnt,
@@ -87,13 +96,15 @@ class NativePlane:
                 [(k, v) for k, v in frame.headers if isinstance(v, bytes)],  # framing makes bytes only
             )
         self.engine.set_clock(reader.state.boot_to_wall_ns)
-        # the shared rings, on the Python path's handler and a producer of their own (-shared)
+        # the shared rings, on the Python path's handler, and the spool's replay: a producer of their own
         self.sink: Sink | None = None
+        self.spooling: SpoolOutlet | None = None
         self.shared: list[RingPoller] = []
+        if reader.shared or cfg.spool.enabled:
+            self.sink, self.spooling = reader.open_sink("-py")
+        if self.spooling is not None:
+            spooled.attach(self.engine, self.spooling, reader, frames)
         if reader.shared:
-            self.sink, spooling = reader.open_sink("-shared")
-            if spooling is not None:  # producer/native:gaps keeps the spool on the Python plane
-                raise ValueError("the native data plane does not spool yet")
             self.shared = reader.map_shared()
             for shared in reader.shared:
                 self.engine.watch(shared.fd)
@@ -102,10 +113,19 @@ class NativePlane:
         from ..reader.process import EXIT_PRODUCER_FATAL, boot_to_wall_ns
 
         r = self.r
-        log.info("reader_started", reader=r.index, cpus=list(r.cpus), pid=os.getpid(), data_plane="native")
+        log.info(
+            "reader_started",
+            reader=r.index,
+            cpus=list(r.cpus),
+            pid=os.getpid(),
+            spool=self.spooling is not None,
+            data_plane="native",
+        )
         next_clock = time.monotonic() + 1.0
+        busy = False  # replay work waiting: the engine does not wait in its poll
+        run_ms = RUN_MS if self.spooling is None else TICK_MS
         while not r.stopping:
-            status = self.engine.run(RUN_MS)
+            status = self.engine.run(0 if busy else run_ms)
             if status == self.dp.RUN_FATAL:
                 # librdkafka's idempotent producer cannot continue; a fresh one can
                 log.error("reader_producer_fatal", reader=r.index, error=self.engine.stats()["fatal"])
@@ -115,6 +135,8 @@ class NativePlane:
             if self._serve_shared():
                 log.error("reader_producer_fatal", reader=r.index, error=self.sink.fatal if self.sink else "")
                 return EXIT_PRODUCER_FATAL
+            if self.spooling is not None:
+                busy = self.spooling.tick(time.monotonic())
             self._forward_logs()
             if time.monotonic() >= next_clock:
                 self.engine.set_clock(boot_to_wall_ns())
@@ -162,16 +184,20 @@ class NativePlane:
         give_up = t0 + r.cfg.shutdown.timeout_s * 0.5
         self.engine.give_up_at(_ns(give_up))  # from then on a full queue costs a record no wait
         r.give_up_queue_at(give_up)
+        r.await_detach()  # drained while the programs still run, the final kernel counts would not be final
         while self._consume() and time.monotonic() < give_up:
             pass
         drained = time.monotonic()
         if r.pods is not None:
             r.pods.stop()
         flush_until = t0 + max(1.0, r.cfg.shutdown.timeout_s - 2.0)
-        # One deadline for both producers, flushed one after the other: the shared rings' first, as it
-        # holds few messages (one per exec, fork and exit), so it rarely takes from the engine's time.
-        unresolved = self.sink.close(flush_until) if self.sink is not None else 0
-        unresolved += self.engine.close(_ns(flush_until))
+        if self.spooling is not None:  # both producers, then the purge: what they hold goes to the spool
+            unresolved = self.spooling.close(flush_until)
+        else:
+            # One deadline for both producers, flushed one after the other: the shared rings' first, as
+            # it holds few messages (one per exec, fork and exit), so it rarely takes from the engine's.
+            unresolved = self.sink.close(flush_until) if self.sink is not None else 0
+            unresolved += self.engine.close(_ns(flush_until))
         self._forward_logs()
         return r.stopped(t0, drained, unresolved, data_plane="native", corrupt=self.engine.stats()["corrupt"])
 

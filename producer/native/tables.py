@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import KafkaConfig
-from ..kafka.client import client_config
+from ..kafka.client import SPOOLING, client_config
 from ..ledger import arena
 from ..records import abi, file_open, process, process_exec, tcp
 from ..records.avro import opt_string, string_
@@ -77,18 +77,21 @@ def ledger_reasons() -> tuple[tuple[int, ...], tuple[str, ...]]:
         arena.PRODUCED,
         arena.ESCAPED,
         arena.K8S_UNRESOLVED,
+        arena.SPOOLED,
+        arena.SPOOL_FULL,
         arena.DELIVERY_FAILED,
     )
     return reasons, arena.DELIVERY_CODES
 
 
-def producer_conf(kcfg: KafkaConfig, client_id: str) -> list[tuple[str, str]]:
+def producer_conf(kcfg: KafkaConfig, client_id: str, *, spool: bool = False) -> list[tuple[str, str]]:
     """The reader's librdkafka settings, exactly those of the Python path's producer, as strings."""
 
     def text(v: object) -> str:
         return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
-    return [(k, text(v)) for k, v in client_config(kcfg, client_id).items()]
+    extra = SPOOLING if spool else {}
+    return [(k, text(v)) for k, v in client_config(kcfg, client_id, **extra).items()]
 
 
 def layout_drift(compiled: Mapping[str, Mapping[str, tuple[int, int]]]) -> str:

@@ -218,7 +218,7 @@ class Supervisor:
             seeded=seeded_counts,
         )
         if spooldir.root is not None:  # the final reports earlier runs could not publish, before ours
-            recover(cfg, spooldir.root, self.run_id, accounting.publisher, schema_ids)
+            recover(cfg, spooldir.root, self.run_id, accounting.publisher, schema_ids, spooldir.found.ends)
         self.spooldir = spooldir
         self._start_health_thread(accounting.publisher)
         self._loop(pool, accounting, exclusion)

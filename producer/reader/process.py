@@ -249,8 +249,7 @@ class Reader:
         t0 = time.monotonic()
         timeout = self.cfg.shutdown.timeout_s
         self.give_up_queue_at(t0 + timeout * 0.5)
-        if self.arena.words[self.arena.run_word(RUN_STATE)] != DETACHED:  # the supervisor died
-            self._await_detach(timeout * 0.25)
+        self.await_detach()
         while True:
             before = self.state.handled
             poller.consume()
@@ -281,6 +280,12 @@ class Reader:
             **extra,
         )
         return 0
+
+    def await_detach(self) -> None:
+        """Before the final drain (either data plane): when the supervisor died instead of detaching the
+        programs, wait until they are detached."""
+        if self.arena.words[self.arena.run_word(RUN_STATE)] != DETACHED:
+            self._await_detach(self.cfg.shutdown.timeout_s * 0.25)
 
     def _await_detach(self, wait_s: float) -> None:
         """The supervisor died (it did not detach the programs and then ask us to stop): the programs

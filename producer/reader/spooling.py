@@ -19,6 +19,10 @@ produce directly again, behind the replayed frames. librdkafka never times a mes
 At shutdown, what librdkafka still holds is purged: replayed frames simply stay unsettled in the spool;
 records produced directly are written, sorted by seq, into a segment placed right before the first
 segment written after them (Spool.insert_segment), and counted `respooled`.
+
+On the native data plane the engine produces directly with a librdkafka of its own (`Direct`), so
+there are two FIFOs, and order is kept by waiting instead: the replay starts only once every record
+produced directly is answered, and direct produce resumes only once every replayed frame is.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -75,6 +79,20 @@ SeqOf = Callable[[bytes], int]
 Targets = tuple[int, int, int]  # counter words: delivered, first failure slot, corrupt
 
 
+class Direct(Protocol):
+    """A producer beside the outlet's sink that produces the reader's records itself (the native
+    engine: producer/native/spooled.py), counting them in the same arena words."""
+
+    def outstanding(self) -> int: ...
+
+    def poll(self, timeout_s: float) -> None: ...
+
+    def purge(self) -> int:
+        """Purge what it holds (its messages come back through the outlet's stragglers); returns
+        what is still unresolved."""
+        ...
+
+
 class SpoolOutlet:
     """The reader's Sink with a spool behind it. One per reader process."""
 
@@ -113,8 +131,10 @@ class SpoolOutlet:
         self._held: tuple[Segment, Record] | None = None  # a frame the full queue did not take yet
         self._unaccounted = 0
         self._replay_answers = 0  # delivery reports of replayed frames (progress: tick)
+        self._replaying = 0  # replayed frames librdkafka holds (len(sink) counts its events too)
         self._last_answers = -1
         self._next_progress = 0.0
+        self.direct: Direct | None = None
         self.gate.spooling = spool.has_unsent()  # what an earlier run or a dead predecessor left
         if self.gate.spooling:
             log.info("spool_replay_pending", reader=reader, segments=len(spool.segments), bytes=spool.bytes)
@@ -132,6 +152,11 @@ class SpoolOutlet:
         type_id: int,
         cpu: int,
     ) -> RingProduce:
+        spill = self.spiller(topic, key, headers, type_id=type_id, cpu=cpu)
+        return self.sink.ring(topic, key, headers, on_delivery, spill=spill, gate=self.gate)
+
+    def spiller(self, topic: str, key: bytes, headers: Headers, *, type_id: int, cpu: int) -> RingProduce:
+        """A record to the spool: `spooled`, or `spool_full` when it does not fit."""
         append = self.spool.append
         spooled, full = SPOOLED, SPOOL_FULL
         # Made at the first spill: a shared ring makes one produce per record (its key), mostly sent
@@ -145,7 +170,7 @@ class SpoolOutlet:
                 env_crc = crc32c(env)
             return spooled if append(type_id, cpu, seq, env, env_crc, value) else full
 
-        return self.sink.ring(topic, key, headers, on_delivery, spill=spill, gate=self.gate)
+        return spill
 
     def purge_hook(
         self, base: int, type_id: int, cpu: int, topic: str, headers: Headers, seq_of: SeqOf
@@ -153,19 +178,29 @@ class SpoolOutlet:
         """For a ring's direct delivery reports: a message given back by the purge at shutdown is kept
         for the spool instead of being counted as `shutdown` (`respool`). Its key is the message's own
         (a shared ring's records each have theirs); the envelopes are made once per key."""
-        envelopes: dict[bytes, tuple[bytes, int]] = {}
-        keep = self.stragglers.append
+        keep = self.straggler(base, type_id, cpu, topic, headers, seq_of)
         value_of, key_of = sink_mod.message_value, sink_mod.message_key
 
         def hook(msg: Any) -> None:
-            key = key_of(msg)
+            keep(key_of(msg), value_of(msg))
+
+        return hook
+
+    def straggler(
+        self, base: int, type_id: int, cpu: int, topic: str, headers: Headers, seq_of: SeqOf
+    ) -> Callable[[bytes, bytes], None]:
+        """Keep a purged message (key, value) of this block for the respool at close."""
+        envelopes: dict[bytes, tuple[bytes, int]] = {}
+        keep = self.stragglers.append
+
+        def kept(key: bytes, value: bytes) -> None:
             env = envelopes.get(key)
             if env is None:
                 encoded = Envelope(topic, key, headers).encode()
                 env = envelopes[key] = (encoded, crc32c(encoded))
-            keep((base, type_id, cpu, env[0], env[1], value_of(msg), seq_of))
+            keep((base, type_id, cpu, env[0], env[1], value, seq_of))
 
-        return hook
+        return kept
 
     def _queue_full(self) -> None:
         self._start_spooling("queue_full")
@@ -174,7 +209,7 @@ class SpoolOutlet:
         self.gate.spooling = True
         self.spool.start_spooling()
         self.words[self.arena.reader_word(self.reader, SPOOLING)] = 1
-        log.warning("spooling", reader=self.reader, reason=why, outstanding=len(self.sink))
+        log.warning("spooling", reader=self.reader, reason=why, outstanding=self._outstanding())
 
     # -- the loop's turn: notice a stall, replay, come back ---------------------------------------
 
@@ -190,7 +225,7 @@ class SpoolOutlet:
         if self.gate.spooling or now >= self._next_progress:
             self._next_progress = now + _PROGRESS_S
             answers = self._answers()
-            if answers != self._last_answers or not len(self.sink):
+            if answers != self._last_answers or not self._outstanding():
                 self.last_progress = now
                 self._last_answers = answers
         stalled = now - self.last_progress > self.after_s
@@ -198,9 +233,12 @@ class SpoolOutlet:
             self._start_spooling("stalled")
         busy = False
         if self.gate.spooling:
-            if not stalled:
+            # with a Direct beside the sink, replayed frames could overtake what it still holds
+            if not stalled and (self.direct is None or self._direct_pending() == 0):
                 busy = self._replay(_REPLAY_BATCH)
-            if not busy and not self.spool.has_unsent() and self._direct_pending() == 0:
+            # ...and what it produces next could overtake replayed frames the sink still holds
+            replayed = self.direct is None or not self._replaying
+            if not busy and replayed and not self.spool.has_unsent() and self._direct_pending() == 0:
                 self.gate.spooling = False
                 self.words[self.arena.reader_word(self.reader, SPOOLING)] = 0
                 log.info("spool_replayed", reader=self.reader, bytes=self.spool.bytes)
@@ -209,6 +247,9 @@ class SpoolOutlet:
             self.stats()
             self.next_sync = now + self.fsync_s
         return busy
+
+    def _outstanding(self) -> int:
+        return len(self.sink) + (self.direct.outstanding() if self.direct is not None else 0)
 
     def _answers(self) -> int:
         """Delivery reports received so far: direct ones (in the arena) and replayed ones."""
@@ -279,12 +320,15 @@ class SpoolOutlet:
         seg.unsettled += 1
         if result is not None:  # refused at once (e.g. too large): its delivery report, now
             self._settle(seg, ordinal, targets, result)
+        else:
+            self._replaying += 1
         return True
 
     def _on_replayed(self, seg: Segment, ordinal: int, targets: Targets | None) -> DeliveryCallback:
         classify = sink_mod.classify
 
         def on_delivery(err: Any, _msg: Any) -> None:
+            self._replaying -= 1
             r = classify(err)
             if r != SHUTDOWN:  # purged at shutdown: stays in the spool, unsettled, for the next run
                 self._settle(seg, ordinal, targets, r)
@@ -339,15 +383,18 @@ class SpoolOutlet:
     def close(self, deadline: float) -> int:
         """Replay and flush while Kafka answers (until `deadline`, monotonic), then purge: replayed frames
         stay in the spool, records produced directly go into it (respool). Returns what is unresolved."""
+        direct = self.direct
         while time.monotonic() < deadline:
-            self.sink.poll(0.05)
+            self.sink.poll(0.05 if direct is None else 0.025)
+            if direct is not None:
+                direct.poll(0.025)
             now = time.monotonic()
             busy = self.tick(now)
-            if not busy and not len(self.sink) and not self.spool.has_unsent():
+            if not busy and not self._outstanding() and not self.spool.has_unsent():
                 break
             if now - self.last_progress > self.after_s:
                 break  # Kafka does not answer: what is left stays in (or goes to) the spool
-        left = self.sink.purge()
+        left = self.sink.purge() + (direct.purge() if direct is not None else 0)
         self._respool()
         self.spool.close()
         self.stats()

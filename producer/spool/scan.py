@@ -45,6 +45,8 @@ class Found:
     runs: list[str] = field(default_factory=list)  # run ids, in the order first met
     frames: Counter[tuple[str, int]] = field(default_factory=Counter)  # (run, catalog type id)
     torn: Counter[tuple[str, int]] = field(default_factory=Counter)
+    # (run, catalog type id, cpu) -> seq + 1 of its last frame: a killed run's recovery (ledger/recovery.py)
+    ends: dict[tuple[str, int, int], int] = field(default_factory=dict)
     segments: int = 0
     bytes: int = 0
 
@@ -120,6 +122,8 @@ def scan(root: Path, readers: int) -> Found:
             seg.unsettled += 1  # keeps the segment: it holds something to replay
             if isinstance(e, Record | Damaged):
                 found.frames[(run, e.head.type_id)] += 1
+                end = (run, e.head.type_id, e.head.cpu)
+                found.ends[end] = max(found.ends.get(end, 0), e.head.seq + 1)
             elif isinstance(e, Lost):
                 found.frames[(run, UNKNOWN_TYPE)] += e.count
         found.segments += len(spool.segments)

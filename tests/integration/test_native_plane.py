@@ -1,8 +1,10 @@
 """The native data plane in a real collector: the real kernel's rings, the real broker.
 
-file_open alone (the type the native plane covers so far), limited to this test's directory. What a
-consumer finds must be what the Python plane gives: every open seen delivered once, per-CPU
-sequences complete, the identity of the process that opened, and a final ledger that closes.
+file_open with the processes stream, limited to this test's directory, and the spool off: the engine's
+own way with a full queue (the bounded wait, then queue_full) rather than the spool's, which the ledger
+and spool scenarios run. What a consumer finds must be what the Python plane gives: every open seen
+delivered once, per-CPU sequences complete, the identity of the process that opened, and a final ledger
+that closes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ OPENS = 20_000
 
 def native_file_open(tmp_path: Path) -> dict[str, Any]:
     """file_open in this test's directory and the processes stream, on the native plane (required: no
-    fallback)."""
+    fallback), without a spool."""
     events: dict[str, Any] = {t: {"enabled": False} for t in catalog.STREAM_TYPES if t != "processes"}
     events["file_open"] = {"enabled": True, "path_prefixes": {"allow": [f"{tmp_path}/"]}}
     return {"readers": {"data_plane": "native"}, "events": events, "spool": {"enabled": False}}

@@ -1,6 +1,8 @@
 """The spool on the real kernel and the real broker: outages ridden out without a loss, in order; a spool
 too small counted exactly; the whole collector or its supervisor killed and restarted; a damaged frame.
 
+They run the defaults, so the native data plane (readers.data_plane: auto); the outage runs on both.
+
 Each test reads every drop report back from <prefix>.drops and every event from <prefix>.process_exec.
 Events carry a `run_id` header: (run_id, cpu, seq) names an event (a restart counts seq from 0 again).
 The broker is stopped and started for real (Broker.outage), so these run under the shared lock.
@@ -98,8 +100,9 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+@pytest.mark.parametrize("plane", ["native", "python"])
 def test_broker_down_for_minutes_nothing_is_lost(
-    collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker
+    collector: CollectorRunner, load_programs: LoadPrograms, own_broker: Broker, plane: str
 ) -> None:
     # The spec's outage is 5 minutes (EKP_SPOOL_OUTAGE_S=300); the default run uses 75 s to keep CI short.
     # 1 000 execs/s: with the fork, exit and three processes entries each, ~6 000 records/s
@@ -109,9 +112,16 @@ def test_broker_down_for_minutes_nothing_is_lost(
     # of process_exec at 2 000/s hold ~0.25 s and overflowed (submit_failed, counted) in that moment.
     # The processes ring (one for every CPU, read by reader 0 with its own CPU's rings) carries ~3
     # records per exec: at its default 256 pages it held ~1 s here and overflowed in that moment.
-    collector.start({"readers": {"perf_pages": 4096}, "events": {"processes": {"ring_pages": 16384}}})
+    collector.start(
+        {
+            "readers": {"perf_pages": 4096, "data_plane": plane},
+            "events": {"processes": {"ring_pages": 16384}},
+        }
+    )
     port = collector.metrics_port()
-    readers = [int(e["pid"]) for e in collector.log_events("reader_started")]
+    started = collector.log_events("reader_started")
+    assert {(e["data_plane"], e["spool"]) for e in started} == {(plane, "True")}, started
+    readers = [int(e["pid"]) for e in started]
     load = load_programs.start(rate, 10 + outage_s + 20)
     time.sleep(10)
     with own_broker.outage():

@@ -3,7 +3,7 @@
 - exec-python: process_exec from tests/load/execload.c, the default event types, the Python data plane;
 - file_open-native: file_open from bench/openload.c (open/close of one file under a directory of the
   test's own, the only path the kernel lets through), that type with the processes stream (the shared ring
-  reader 0 reads beside the engine), on the native data plane, with the spool off (producer/native gaps).
+  reader 0 reads beside the engine), on the native data plane, with the spool (its engine spills to it).
 
 A scenario asks its flow for the config to merge, the load to run, and a lone marked event.
 """
@@ -112,7 +112,7 @@ class OpenFlow(Flow):
         )
         events: dict[str, Any] = {t: {"enabled": False} for t in STREAM_TYPES if t != "processes"}
         events["file_open"] = {"enabled": True, "path_prefixes": {"allow": [f"{self.dir}/"]}}
-        super().__init__({"events": events, "spool": {"enabled": False}})
+        super().__init__({"events": events})
 
     def _cmd(self, rate: int, seconds: float, cpu: int | None) -> list[str]:
         count = round((rate or self.MAX_RATE) * seconds)

@@ -38,9 +38,10 @@ def test_the_collector_config_is_valid_and_narrowed_to_the_load(name: str) -> No
     collector = pipelines.make(name, pipelines.TUNED)
     assert isinstance(collector, pipelines.Collector)
     cfg = config.validate(pipelines.collector_config(T, "127.0.0.1:19092", collector.overrides))
-    # native is required there (no fallback to measure instead), and python where not asked for
-    assert cfg.readers.data_plane == ("native" if "native" in name else "auto")
-    assert native.gaps(cfg) == ([] if "native" in name else ["no native spool yet (spool.enabled: false)"])
+    # native is required there (no fallback to measure instead), python pinned elsewhere (the reference)
+    assert cfg.readers.data_plane == ("native" if "native" in name else "python")
+    assert cfg.spool.enabled  # the defaults' spool on both planes
+    assert native.gaps(cfg) == []
     assert cfg.events.enabled_types() == ("file_open",)
     assert cfg.events.file_open.path_prefixes.allow == ("/tmp/ekp-bench-x/",)
     assert cfg.filters.comm.allow == (T.comm,)

@@ -138,3 +138,27 @@ def test_every_row_is_a_drop_information_or_a_term_of_the_identity() -> None:
     assert rows <= set().union(*kinds), rows - set().union(*kinds)
     assert not (kinds[0] & kinds[1] or kinds[0] & kinds[2] or kinds[1] & kinds[2])
     assert {"untracked", "k8s_unresolved", "spooled", "spool_full", "spool_corrupt"} <= rows
+
+
+def test_a_frame_spooled_but_not_yet_counted_when_all_died_is_recovered_as_spooled() -> None:
+    """A spooling reader appends, then counts (its journal). A whole collector killed between the two
+    leaves a frame beyond the last record counted: the recovered report counts it spooled, and the
+    kernel saw at least its seq + 1, even when the supervisor's last reading is older."""
+    from producer.ledger.recovery import recovered_snapshot
+
+    lg = Ledger(Arena(readers=1, types=1, cpus=1), ["process_exec"], [(0,)])
+    a = lg.arena
+    journal = Journal(a, 0, 0)
+    base = a.base(0, 0, 0)
+    for seq in range(5):
+        journal.count(seq, base + ledger.SPOOLED)
+    a.store_kernel(0, 0, [3, 0, 0, 0])  # the supervisor's last reading, older than the reader's counts
+    # the run was killed (RUNNING): without the spool's word, seen is seq + 1 of the last counted record
+    b = recovered_snapshot(lg).balances["process_exec"]
+    assert (b.seen, b.spooled, b.dropped) == (5, 5, 0)
+    # the spool holds seq 5 too, the record appended but not yet counted
+    b = recovered_snapshot(lg, {(0, 0): 6}).balances["process_exec"]
+    assert (b.seen, b.spooled, b.dropped, b.in_flight) == (6, 6, 0, 6)
+    # frames the reader did count are not counted again
+    b = recovered_snapshot(lg, {(0, 0): 5}).balances["process_exec"]
+    assert (b.seen, b.spooled) == (5, 5)

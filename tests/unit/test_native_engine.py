@@ -247,3 +247,28 @@ def test_fuzz_every_record_is_counted(rig: Rig, raws: list[bytes]) -> None:
     c = rig.counts()
     moved = sum(c[k] - before[k] for k in ("decode_error", "encode_error", "produced", "queue_full"))
     assert moved == len(raws)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # what it reports
+def test_spool_callables_that_raise_cost_their_records_not_the_engine(rig: Rig) -> None:
+    """The spool seam's callables (src/pyspool.c) must not unwind through C: one that raises is reported
+    as unraisable, its record counted spool_full, its purged message shutdown."""
+    word = rig.arena.reader_word(0, ledger.SPOOLING)
+
+    def broken(*_: Any) -> bool:
+        raise OSError("disk gone")
+
+    rig.engine.spool(word, broken, broken)
+    with pytest.raises(RuntimeError):
+        rig.engine.spool(word, broken, broken)  # set once
+    for s in range(2):
+        rig.ring.sample(open_record(seq=s))
+    rig.consume()  # produced: SPOOLING is 0
+    rig.arena.words[word] = 1
+    for s in range(2, 5):
+        rig.ring.sample(open_record(seq=s))
+    rig.consume()
+    assert rig.engine.close(time.monotonic_ns()) == 0
+    c = rig.counts()
+    assert (c["produced"], c["spool_full"], c["shutdown"], c["spooled"]) == (2, 3, 2, 0)
+    assert ledger.pending(rig.arena.block(0, 0, 0)) == 0

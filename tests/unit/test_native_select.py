@@ -16,11 +16,9 @@ from producer.ops import preflight
 from producer.ops.metrics import Health, render
 from producer.records import catalog
 
-# What the native plane covers so far: NATIVE_TYPES (and the processes stream, on by default), without
-# the spool.
+# What the native plane covers: NATIVE_TYPES (and the processes stream, on by default), with the spool.
 COVERED_ONLY = {
     "events": {t: {"enabled": t in native.NATIVE_TYPES or t == "processes"} for t in catalog.STREAM_TYPES},
-    "spool": {"enabled": False},
 }
 
 
@@ -28,21 +26,23 @@ def cfg(plane: str, events: dict[str, object] | None = None) -> config.Config:
     return config.validate({"readers": {"data_plane": plane}, **(events or {})})
 
 
-SPOOL_GAP = "no native spool yet (spool.enabled: false)"
-
-
 def test_python_when_configured_or_when_the_config_has_a_gap() -> None:
     assert native.select(cfg("python", COVERED_ONLY)) == native.Choice("python", "python", "configured")
-    # the defaults: every stream type has a native encoder, the spool is on
-    assert native.select(cfg("auto")) == native.Choice("python", "auto", SPOOL_GAP)
-    assert not native.select(cfg("auto")).fallback
+    deep = {"events": {"process_exec": {"ancestors": 2}}}
+    reason = "no native inline ancestors yet (events.process_exec.ancestors: 0)"
+    assert native.select(cfg("auto", deep)) == native.Choice("python", "auto", reason)
+    assert not native.select(cfg("auto", deep)).fallback
+
+
+def test_the_defaults_run_native_spool_and_all() -> None:
+    defaults = cfg("auto")
+    assert defaults.spool.enabled and native.gaps(defaults) == []
+    assert native.select(defaults).active == "native"
 
 
 def test_native_required_with_what_it_does_not_cover_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with pytest.raises(ConfigError, match=r"readers.data_plane.*" + re.escape(SPOOL_GAP)):
-        cfg("native")
     # a stream type without a native encoder (every one has one today): named, with its setting
     monkeypatch.setattr(native, "NATIVE_TYPES", native.NATIVE_TYPES - {"tcp_close"})
     with pytest.raises(
@@ -50,13 +50,13 @@ def test_native_required_with_what_it_does_not_cover_is_a_config_error(
     ):
         cfg("native", COVERED_ONLY)
     choice = native.select(cfg("auto"))
-    assert choice.reason == f"no native encoder yet for tcp_close (events.<type>.enabled: false); {SPOOL_GAP}"
+    assert choice.reason == "no native encoder yet for tcp_close (events.<type>.enabled: false)"
 
 
 def test_inline_ancestors_stay_on_the_python_plane() -> None:
     """An exec's ancestors are read from the kernel's process table per record: Python's work."""
     events: dict[str, object] = dict(COVERED_ONLY["events"])  # type: ignore[call-overload]
-    deep = {"events": {**events, "process_exec": {"ancestors": 3}}, "spool": {"enabled": False}}
+    deep = {"events": {**events, "process_exec": {"ancestors": 3}}}
     reason = "no native inline ancestors yet (events.process_exec.ancestors: 0)"
     with pytest.raises(ConfigError, match=r"readers.data_plane.*" + re.escape(reason)):
         cfg("native", deep)
@@ -97,7 +97,9 @@ def test_one_librdkafka_in_the_process_the_one_confluent_kafka_loaded() -> None:
 
 def test_check_says_which_plane_will_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert preflight.check_data_plane(cfg("auto", COVERED_ONLY)).detail.startswith("native, librdkafka /")
-    assert preflight.check_data_plane(cfg("auto")).detail == f"python ({SPOOL_GAP})"
+    deep = {"events": {"process_exec": {"ancestors": 2}}}
+    reason = "no native inline ancestors yet (events.process_exec.ancestors: 0)"
+    assert preflight.check_data_plane(cfg("auto", deep)).detail == f"python ({reason})"
     monkeypatch.setattr(native, "probe", lambda: (_ for _ in ()).throw(native.UnavailableError("gone")))
     with pytest.raises(PackageDataError):
         preflight.check_data_plane(cfg("native", COVERED_ONLY))

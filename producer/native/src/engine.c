@@ -43,6 +43,22 @@ static void journal_count(struct ekp_ring_ctx *rc, bool has_seq, uint64_t seq, u
 	ekp_word_set(e, rc->j_done, seq + 1);
 }
 
+/* ---- the spool seam (engine.h) -------------------------------------------------------------------- */
+
+static inline bool spooling(struct ekp_engine *e)
+{
+	return e->spool != NULL && __atomic_load_n(&e->words[e->spool->spooling_word], __ATOMIC_ACQUIRE) != 0;
+}
+
+/* the record in e->buf to the spool: spooled or spool_full. `full`: a full queue refused it, which
+ * turns the reader to its spool (the outlet sets SPOOLING before it appends). */
+static uint64_t spill(struct ekp_ring_ctx *rc, size_t len, uint64_t seq, bool full)
+{
+	struct ekp_engine *e = rc->e;
+	bool ok = e->spool->spill(e->spool->ctx, rc->index, e->buf, len, seq, full);
+	return ok ? e->reasons.spooled : e->reasons.spool_full;
+}
+
 /* ---- ring callbacks: reader.on_sample and on_lost ------------------------------------------------ */
 
 static int on_sample(void *ctx, const uint8_t *raw, size_t size)
@@ -69,7 +85,9 @@ static int on_sample(void *ctx, const uint8_t *raw, size_t size)
 		/* an info row, counted when the record is built (reader/pods.py counts it in the encoder) */
 		if (flags & EKP_F_K8S_UNRESOLVED)
 			ekp_word_add(e, rc->base + e->reasons.k8s_unresolved, 1);
-		outcome = ekp_produce(rc, e->buf, (size_t)(o.p - e->buf));
+		outcome = spooling(e) ? EKP_SPILL : ekp_produce(rc, e->buf, (size_t)(o.p - e->buf));
+		if (outcome == EKP_SPILL) /* an encoded record always has its seq: the encoder read it */
+			outcome = spill(rc, (size_t)(o.p - e->buf), seq, !spooling(e));
 		if (flags & EKP_F_ESCAPED)
 			ekp_word_add(e, rc->base + e->reasons.escaped, 1);
 		break;
@@ -141,8 +159,6 @@ int ekp_engine_run(struct ekp_engine *e, int timeout_ms)
 		if (e->fatal[0])
 			return EKP_RUN_FATAL;
 		now = ekp_now_ns();
-		if (now >= deadline)
-			return EKP_RUN_TIMEOUT;
 		uint64_t until = deadline < e->next_drain_ns ? deadline : e->next_drain_ns;
 		/* a drain (or a wait on a full queue) can outlast max_latency_ms: then the next one is due now */
 		uint64_t wait_ns = until > now ? until - now : 0;
@@ -169,6 +185,9 @@ int ekp_engine_run(struct ekp_engine *e, int timeout_ms)
 			else if (p->revents)
 				return EKP_RUN_WATCH;
 		}
+		/* checked after the poll: run(0), a loop with replay work, still reads the readable rings */
+		if (ekp_now_ns() >= deadline)
+			return EKP_RUN_TIMEOUT;
 	}
 }
 
@@ -229,6 +248,7 @@ int ekp_engine_add_ring(struct ekp_engine *e, const struct ekp_ring_spec *s, cha
 		return -1;
 	}
 	rc->e = e;
+	rc->index = e->n_rings;
 	rc->fd = s->fd;
 	rc->cpu = s->cpu;
 	rc->type = type;

@@ -42,6 +42,7 @@ enum ekp_run_status {
 /* Arena word offsets of a (reader, type, cpu) block: producer/ledger/arena.py's reason constants. */
 struct ekp_reasons {
 	uint64_t lost, decode_error, encode_error, queue_full, shutdown, delivered, produced, escaped, k8s_unresolved;
+	uint64_t spooled, spool_full;
 	uint64_t delivery_failed; /* first of n_codes slots, one per ledger.DELIVERY_CODES name */
 	char codes[EKP_DELIVERY_CODES_MAX][40];
 	uint64_t n_codes, other; /* `other`: the slot of an error name not in codes */
@@ -49,8 +50,25 @@ struct ekp_reasons {
 
 struct ekp_engine;
 
+/*
+ * The spool seam (producer/reader/spooling.py): the reader's SpoolOutlet decides, and says so in the
+ * arena's SPOOLING word of the reader, whether records go to librdkafka or to the spool. While it is
+ * set, and for the record a full queue refuses, the engine hands the framed record to `spill` (the
+ * outlet appends it to the spool: true, counted spooled; false, spool_full) instead of producing it. A
+ * message librdkafka gives back when it is purged at a stop goes to `purged` (the outlet writes it to
+ * the spool, counted respooled, or shutdown when it does not fit) instead of being counted shutdown. Both are rare, so both may cost a
+ * call into Python; the steady state, producing, costs one load of the SPOOLING word per record.
+ */
+struct ekp_spool_seam {
+	uint64_t spooling_word; /* the reader's SPOOLING word in the arena */
+	bool (*spill)(void *ctx, size_t ring, const uint8_t *value, size_t len, uint64_t seq, bool full);
+	bool (*purged)(void *ctx, size_t ring, const uint8_t *value, size_t len); /* false: not kept */
+	void *ctx;
+};
+
 struct ekp_ring_ctx {
 	struct ekp_engine *e;
+	size_t index; /* its place in add_ring's order: how the spool seam names it */
 	struct ekp_ring ring;
 	struct ekp_ring_handler handler;
 	int fd;
@@ -92,8 +110,10 @@ struct ekp_engine {
 	size_t key_len;
 	uint64_t max_block_ns, latency_ns, next_drain_ns, give_up_at_ns, now_ns;
 	bool saturated; /* the queue stayed full for max_block: later records are counted at once */
+	struct ekp_spool_seam *spool; /* NULL: no spool (spool.enabled false, or it could not be opened) */
 	uint8_t buf[EKP_MESSAGE_MAX]; /* a message: the framing prefix, then the body */
 	uint64_t handled; /* records taken from the rings (the shutdown drain watches it) */
+	uint64_t in_flight; /* messages produced, their delivery report not served yet */
 	uint64_t missing; /* the cgroup id of the record paused on */
 	char fatal[512];
 	struct ekp_log_line logs[EKP_LOG_LINES];
@@ -120,8 +140,14 @@ struct ekp_ring_spec {
 };
 
 int ekp_engine_add_ring(struct ekp_engine *e, const struct ekp_ring_spec *s, char *errbuf, size_t errlen);
-/* Produce one framed record (producer.c): the reason slot to count, relative to the ring's block. */
+/* Produce one framed record (producer.c): the reason slot to count, relative to the ring's block, or
+ * EKP_SPILL: the queue is full and there is a spool, which the record goes to instead. */
+#define EKP_SPILL UINT64_MAX
 uint64_t ekp_produce(struct ekp_ring_ctx *rc, const uint8_t *value, size_t len);
+/* Serve librdkafka's callbacks for up to timeout_ms. */
+void ekp_engine_poll(struct ekp_engine *e, int timeout_ms);
+/* Messages produced and not yet answered (rd_kafka_outq_len counts its queued events and log lines too). */
+uint64_t ekp_engine_outstanding(struct ekp_engine *e);
 /* Also wait on fd, returning EKP_RUN_WATCH when it is readable. Returns 0, or -1 with errbuf set. */
 int ekp_engine_watch(struct ekp_engine *e, int fd, char *errbuf, size_t errlen);
 /* The pollfd slots after the rings: the wakeup fd, then the watched fds (pfds has room for them). */

@@ -60,7 +60,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	/* the message is done with its headers: keep them for the next message instead of freeing them */
 	if (e->k.message_detach_headers((rd_kafka_message_t *)m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		give_headers(rc, h);
-	ekp_word_add(e, rc->base + (m->err ? failure_slot(e, m->err, true) : e->reasons.delivered), 1);
+	bool purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+	/* to the spool (engine.h): counted there, respooled or shutdown */
+	e->in_flight--;
+	if (!(purged && e->spool != NULL && e->spool->purged(e->spool->ctx, rc->index, m->payload, m->len)))
+		ekp_word_add(e, rc->base + (m->err ? failure_slot(e, m->err, true) : e->reasons.delivered), 1);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -105,6 +109,8 @@ static rd_kafka_resp_err_t try_produce(struct ekp_ring_ctx *rc, const uint8_t *v
 		RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(rc), RD_KAFKA_V_END);
 	if (err)
 		give_headers(rc, hdrs); /* owned by the message only once it was accepted */
+	else
+		e->in_flight++;
 	return err;
 }
 
@@ -119,6 +125,8 @@ uint64_t ekp_produce(struct ekp_ring_ctx *rc, const uint8_t *value, size_t len)
 	}
 	if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return failure_slot(e, err, false);
+	if (e->spool != NULL)
+		return EKP_SPILL; /* no wait: the spool takes it, and every record after it until Kafka catches up */
 	/* Waiting for room is worth it within the budget only; once the queue stayed full that long,
 	 * a record costs no wait, or the reader falls behind its rings and the kernel drops too. */
 	uint64_t now = ekp_now_ns();
@@ -139,6 +147,16 @@ uint64_t ekp_produce(struct ekp_ring_ctx *rc, const uint8_t *value, size_t len)
 			return e->reasons.queue_full;
 		}
 	}
+}
+
+void ekp_engine_poll(struct ekp_engine *e, int timeout_ms)
+{
+	e->k.poll(e->rk, timeout_ms);
+}
+
+uint64_t ekp_engine_outstanding(struct ekp_engine *e)
+{
+	return e->in_flight;
 }
 
 int ekp_engine_close(struct ekp_engine *e, uint64_t deadline_ns)

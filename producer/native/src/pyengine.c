@@ -16,13 +16,14 @@ typedef struct {
 
 static int parse_reasons(struct ekp_reasons *r, PyObject *reasons, PyObject *codes)
 {
-	unsigned long long v[10];
-	if (!PyArg_ParseTuple(reasons, "KKKKKKKKKK;reasons", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
-			      &v[8], &v[9]))
+	unsigned long long v[12];
+	if (!PyArg_ParseTuple(reasons, "KKKKKKKKKKKK;reasons", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+			      &v[7], &v[8], &v[9], &v[10], &v[11]))
 		return -1;
 	*r = (struct ekp_reasons){.lost = v[0], .decode_error = v[1], .encode_error = v[2], .queue_full = v[3],
 				  .shutdown = v[4], .delivered = v[5], .produced = v[6], .escaped = v[7],
-				  .k8s_unresolved = v[8], .delivery_failed = v[9]};
+				  .k8s_unresolved = v[8], .spooled = v[9], .spool_full = v[10],
+				  .delivery_failed = v[11]};
 	PyObject *fast = PySequence_Fast(codes, "codes");
 	if (fast == NULL)
 		return -1;
@@ -154,6 +155,7 @@ static void Engine_dealloc(EngineObject *self)
 			free(rc);
 		}
 		free(self->e->rings);
+		ekp_py_spool_free(self->e);
 		free(self->e->pfds);
 		ekp_encoder_free(&self->e->enc);
 		free(self->e);
@@ -263,6 +265,29 @@ static PyObject *Engine_close(EngineObject *self, PyObject *args)
 	Py_END_ALLOW_THREADS return PyLong_FromLong(left);
 }
 
+static PyObject *Engine_spool(EngineObject *self, PyObject *args)
+{
+	struct ekp_engine *e = ready(self);
+	return e == NULL ? NULL : ekp_py_spool(e, args);
+}
+
+static PyObject *Engine_poll(EngineObject *self, PyObject *args)
+{
+	struct ekp_engine *e = ready(self);
+	int ms;
+	if (e == NULL || !PyArg_ParseTuple(args, "i", &ms))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS ekp_engine_poll(e, ms);
+	Py_END_ALLOW_THREADS Py_RETURN_NONE;
+}
+
+static PyObject *Engine_outstanding(EngineObject *self, PyObject *unused)
+{
+	(void)unused;
+	struct ekp_engine *e = ready(self);
+	return e == NULL ? NULL : PyLong_FromUnsignedLongLong(ekp_engine_outstanding(e));
+}
+
 static PyObject *Engine_set_cgroup(EngineObject *self, PyObject *args)
 {
 	struct ekp_engine *e = ready(self);
@@ -327,6 +352,9 @@ static PyMethodDef Engine_methods[] = {
 	{"run", (PyCFunction)Engine_run, METH_VARARGS, "run(ms) -> RUN_*: work until there is something for Python"},
 	{"consume", (PyCFunction)Engine_consume, METH_NOARGS, "drain every ring now -> (records handled, paused at an unknown cgroup)"},
 	{"close", (PyCFunction)Engine_close, METH_VARARGS, "close(deadline_ns) -> messages still unresolved"},
+	{"spool", (PyCFunction)Engine_spool, METH_VARARGS, "spool(spooling_word, spill, purged): the spool seam (engine.h)"},
+	{"poll", (PyCFunction)Engine_poll, METH_VARARGS, "poll(ms): serve librdkafka's callbacks"},
+	{"outstanding", (PyCFunction)Engine_outstanding, METH_NOARGS, "messages librdkafka holds, not yet answered"},
 	{"set_cgroup", (PyCFunction)Engine_set_cgroup, METH_VARARGS, "set_cgroup(id, container, k8s, ttl_ns=0, unresolved=False)"},
 	{"set_clock", (PyCFunction)Engine_set_clock, METH_VARARGS, "set_clock(boot_to_wall_ns)"},
 	{"give_up_at", (PyCFunction)Engine_give_up_at, METH_VARARGS, "give_up_at(monotonic_ns): no queue waits after"},
