@@ -17,7 +17,7 @@ event, so they do not need the engine's speed; the engine's own records never wa
 
 With a spool, that second producer is also the one that replays it, through the reader's SpoolOutlet
 (reader/spooling.py), exactly as on the Python plane; the engine spills to the same outlet (spooled.py),
-and this loop gives the outlet its turn (tick) at least every TICK_MS.
+and this loop gives the outlet its turn (tick) at least every WATCH_MS, every TICK_MS while it spools.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ log = structlog.get_logger("reader")
 
 # How long the engine may run before Python looks around (the clock offset is re-measured this often).
 RUN_MS = 1000
-# ...with a spool: the outlet looks for a stall of spool.after_ms (100 ms at least) and replays in turns
+# ...with a spool: the outlet looks for a stall of spool.after_ms (100 ms at least; 2 s by default) while
+# Kafka keeps up, and replays in turns of _REPLAY_SLICE_S while it spools. Each return leaves the rings
+# unread for the Python turn, so they are as rare as the spool allows.
+WATCH_MS = 50
 TICK_MS = 20
 
 
@@ -123,9 +126,8 @@ class NativePlane:
         )
         next_clock = time.monotonic() + 1.0
         busy = False  # replay work waiting: the engine does not wait in its poll
-        run_ms = RUN_MS if self.spooling is None else TICK_MS
         while not r.stopping:
-            status = self.engine.run(0 if busy else run_ms)
+            status = self.engine.run(0 if busy else self._run_ms())
             if status == self.dp.RUN_FATAL:
                 # librdkafka's idempotent producer cannot continue; a fresh one can
                 log.error("reader_producer_fatal", reader=r.index, error=self.engine.stats()["fatal"])
@@ -142,6 +144,11 @@ class NativePlane:
                 self.engine.set_clock(boot_to_wall_ns())
                 next_clock = time.monotonic() + 1.0
         return self._shutdown()
+
+    def _run_ms(self) -> int:
+        if self.spooling is None:
+            return RUN_MS
+        return TICK_MS if self.spooling.gate.spooling else WATCH_MS
 
     def _resolve_cgroup(self) -> None:
         """The engine stopped before a record of a cgroup it had no entry for: make one."""
