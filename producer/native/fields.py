@@ -23,8 +23,12 @@ from ..records.avro import NULL, ContainerOf, opt_string
 from ..records.containers import ContainerInfo
 
 # How soon a pod cgroup without its pod yet is asked about again (its records go out with k8s null
-# and are counted meanwhile; the resolver asks the runtime in the background).
-K8S_RETRY_S = 0.2
+# and are counted meanwhile; the resolver asks the runtime in the background). The Python path asks per
+# record, so it tags a pod's records from the moment the resolver knows it; an entry kept longer leaves a
+# window in which this reader still says null where the Python path would not (0.2 s was seen in
+# tests/cri/test_attribution.py: a new pod's file open after its exec). A miss costs one return to Python,
+# so a pending pod costs at most 100 of them a second.
+K8S_RETRY_S = 0.01
 
 
 class Pods(Protocol):
